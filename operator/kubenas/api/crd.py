@@ -1,0 +1,179 @@
+"""Generate the CustomResourceDefinitions from the pydantic models (the single source of truth).
+
+Pydantic emits JSON Schema 2020-12; Kubernetes wants a structural OpenAPI v3.0 schema: every node
+typed, no $ref, no null branches, boolean exclusive bounds, int-or-string for resource quantities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from kubenas.api.experiment import GROUP, VERSION, NASExperimentSpec
+from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
+
+_KEEP = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "items",
+    "additionalProperties",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+}
+
+
+def structural_schema(model: type[BaseModel], description: str) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+    out = _convert(schema, defs)
+    out["description"] = description
+    return out
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").split("/")[-1]]
+        node = {**target, **node}
+    if "allOf" in node and len(node["allOf"]) == 1:
+        node = {**_convert(node.pop("allOf")[0], defs), **node}
+    if "anyOf" in node:
+        branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
+        if {b.get("type") for b in branches} == {"integer", "string"}:
+            node["x-kubernetes-int-or-string"] = True
+        elif len(branches) == 1:
+            node = {**_convert(branches[0], defs), **node}
+        else:
+            raise ValueError(f"cannot express union in a structural schema: {branches}")
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "exclusiveMinimum" in node:
+        node.update(minimum=node.pop("exclusiveMinimum"), exclusiveMinimum=True)
+    if "exclusiveMaximum" in node:
+        node.update(maximum=node.pop("exclusiveMaximum"), exclusiveMaximum=True)
+    if "enum" in node and "type" not in node:
+        node["type"] = "string"
+    if "properties" in node:
+        node["type"] = "object"
+        node["properties"] = {k: _convert(v, defs) for k, v in node["properties"].items()}
+    if isinstance(node.get("additionalProperties"), dict):
+        node["additionalProperties"] = _convert(node["additionalProperties"], defs)
+    elif "additionalProperties" in node:
+        del node["additionalProperties"]
+    if "items" in node:
+        node["items"] = _convert(node["items"], defs)
+    default = node.get("default")
+    result = {k: v for k, v in node.items() if k in _KEEP or k in ("exclusiveMinimum", "exclusiveMaximum")}
+    if isinstance(default, bool | int | float | str):
+        result["default"] = default
+    if result.get("x-kubernetes-int-or-string"):
+        result.pop("type", None)
+    return result
+
+
+def _crd(
+    kind: str,
+    plural: str,
+    short_names: list[str],
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    description: str,
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
+                "categories": ["kubenas"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": structural_schema(spec, f"Desired state of the {kind}."),
+                                "status": structural_schema(status, f"Observed state of the {kind}."),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _column(name: str, path: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+def custom_resource_definitions() -> dict[str, dict[str, Any]]:
+    """File name -> CRD document."""
+    age = _column("Age", ".metadata.creationTimestamp", "date")
+    return {
+        "nasexperiments.yaml": _crd(
+            "NASExperiment",
+            "nasexperiments",
+            ["nasx", "nasexp"],
+            NASExperimentSpec,
+            NASExperimentStatus,
+            "A neural architecture search: a search space, an objective, a strategy and a budget.",
+            [
+                _column("Phase", ".status.phase"),
+                _column("Best", ".status.best.objectiveValue", "number"),
+                _column("Trials", ".status.progress"),
+                _column("Strategy", ".spec.strategy.name", priority=1),
+                _column("Best-Trial", ".status.best.trial", priority=1),
+                age,
+            ],
+        ),
+        "nastrials.yaml": _crd(
+            "NASTrial",
+            "nastrials",
+            ["nast"],
+            NASTrialSpec,
+            NASTrialStatus,
+            "One candidate of a NASExperiment, trained by one Job of the same name.",
+            [
+                _column("Experiment", ".spec.experiment"),
+                _column("Phase", ".status.phase"),
+                _column("Objective", ".status.objectiveValue", "number"),
+                _column("Candidate", ".spec.candidateKey", priority=1),
+                age,
+            ],
+        ),
+    }

@@ -1,0 +1,167 @@
+"""The NASExperiment custom resource: what a user writes."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from kubenas_trainer.spec import OBJECTIVE_METRICS, CamelModel, Direction, Training
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from kubenas.api.space import SearchSpace
+
+GROUP = "kubenas.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+DEFAULT_TRAINER_IMAGE = "ghcr.io/kubenas/kubenas-trainer:0.1.0"
+
+Quantity = int | str
+
+
+class Objective(CamelModel):
+    """The validation metric to optimise."""
+
+    metric: str = Field(
+        default="accuracy",
+        description=f"Validation metric to optimise: one of {', '.join(OBJECTIVE_METRICS)}.",
+        json_schema_extra={"enum": list(OBJECTIVE_METRICS)},
+    )
+    direction: Direction | None = Field(
+        default=None, description="maximize or minimize; defaults to the metric's natural direction."
+    )
+    target: float | None = Field(
+        default=None, description="Stop the experiment once a trial reaches this value."
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in OBJECTIVE_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; must be one of {', '.join(OBJECTIVE_METRICS)}")
+        return metric
+
+    @property
+    def goal(self) -> Direction:
+        return self.direction or OBJECTIVE_METRICS[self.metric]
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value a is strictly better than value b."""
+        return a > b if self.goal is Direction.MAXIMIZE else a < b
+
+    def reached(self, value: float) -> bool:
+        if self.target is None:
+            return False
+        return value >= self.target if self.goal is Direction.MAXIMIZE else value <= self.target
+
+
+class StrategySpec(CamelModel):
+    """Search strategy: how candidates are chosen."""
+
+    name: str = Field(
+        default="random", pattern=r"^[a-z][a-z0-9-]*$", description="Strategy name, e.g. random."
+    )
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="Seed: the same seed proposes the same trials."
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Strategy-specific settings, validated by the strategy.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class Budget(CamelModel):
+    """How many trials, how many at once, and how many failures are tolerated."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.parallelTrials <= self.maxTrials",
+                    "message": "parallelTrials must be <= maxTrials",
+                }
+            ]
+        }
+    }
+
+    max_trials: int = Field(default=10, ge=1, le=100000, description="Trials to run in total.")
+    parallel_trials: int = Field(default=1, ge=1, le=10000, description="Trials running at the same time.")
+    max_failed_trials: int = Field(
+        default=3, ge=0, description="The experiment fails when more trials than this have failed."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.parallel_trials > self.max_trials:
+            raise ValueError(
+                f"parallelTrials must be <= maxTrials (parallelTrials={self.parallel_trials}, "
+                f"maxTrials={self.max_trials})"
+            )
+        return self
+
+
+class Toleration(CamelModel):
+    key: str | None = None
+    operator: str | None = Field(default=None, json_schema_extra={"enum": ["Exists", "Equal"]})
+    value: str | None = None
+    effect: str | None = Field(
+        default=None, json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}
+    )
+    toleration_seconds: int | None = None
+
+
+class EnvVar(CamelModel):
+    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str = ""
+
+
+class Resources(CamelModel):
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Resource requests of a trial.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Resource limits of a trial.")
+
+
+class TrialTemplate(CamelModel):
+    """How each trial's Job looks on a cluster (ignored by the local runner, except env)."""
+
+    image: str = Field(default=DEFAULT_TRAINER_IMAGE, min_length=1, description="Trainer image.")
+    image_pull_policy: str | None = Field(
+        default=None, json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]}
+    )
+    resources: Resources = Field(
+        default=Resources(requests={"cpu": "1", "memory": "2Gi"}, limits={"nvidia.com/gpu": 1}),
+        description="Requests and limits; one nvidia.com/gpu by default.",
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of trial pods.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of trial pods.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment of the trainer.")
+    service_account_name: str | None = Field(default=None, description="Service account of trial pods.")
+    backoff_limit: int = Field(default=0, ge=0, le=10, description="Pod retries before a trial fails.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Wall-clock limit of one trial."
+    )
+
+
+class NASExperimentSpec(CamelModel):
+    objective: Objective = Field(default=Objective(), description="What to optimise.")
+    search_space: SearchSpace = Field(default=SearchSpace(), description="Candidates to search over.")
+    strategy: StrategySpec = Field(default=StrategySpec(), description="How candidates are chosen.")
+    budget: Budget = Field(default=Budget(), description="Trial budget.")
+    training: Training = Field(default=Training(), description="How each trial trains.")
+    trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
+
+
+class Metadata(CamelModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=52, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str | None = None
+
+
+class NASExperiment(CamelModel):
+    """A whole manifest, as read by the local runner."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str = Field(default=API_VERSION, pattern=rf"^{GROUP}/")
+    kind: str = Field(default="NASExperiment", pattern="^NASExperiment$")
+    metadata: Metadata
+    spec: NASExperimentSpec = Field(default=NASExperimentSpec())

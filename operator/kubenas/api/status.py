@@ -1,0 +1,90 @@
+"""Status of the custom resources: small, derived from the trials every time."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from kubenas_trainer.spec import CamelModel, Candidate
+from pydantic import Field
+
+
+class TrialPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialPhase.SUCCEEDED, TrialPhase.FAILED, TrialPhase.STOPPED)
+
+
+class ExperimentPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Condition(CamelModel):
+    type: str = Field(description="Running, Succeeded or Failed.")
+    status: str = Field(
+        description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
+    )
+    reason: str = Field(description="One-word CamelCase reason.")
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str | None = None
+
+
+class TrialCounts(CamelModel):
+    created: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    stopped: int = 0
+
+
+class BestTrial(CamelModel):
+    trial: str = Field(description="Name of the best trial.")
+    objective_value: float
+    candidate: Candidate
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class TrialSummary(CamelModel):
+    name: str
+    phase: TrialPhase
+    objective_value: float | None = None
+
+
+class NASExperimentStatus(CamelModel):
+    phase: ExperimentPhase = ExperimentPhase.PENDING
+    observed_generation: int | None = None
+    progress: str = Field(default="", description="Finished trials / maxTrials.")
+    trials: TrialCounts = TrialCounts()
+    best: BestTrial | None = None
+    recent_trials: list[TrialSummary] = Field(default_factory=list, description="The last few trials.")
+    conditions: list[Condition] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+class NASTrialSpec(CamelModel):
+    experiment: str = Field(description="Name of the owning NASExperiment.")
+    index: int = Field(ge=0, description="Position of the trial in its experiment.")
+    candidate_key: str = Field(description="Canonical hash of the candidate.")
+    seed: int = Field(ge=0)
+    candidate: Candidate
+
+
+class NASTrialStatus(CamelModel):
+    phase: TrialPhase = TrialPhase.PENDING
+    objective_value: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    epochs: int | None = None
+    message: str = ""
+    start_time: str | None = None
+    completion_time: str | None = None

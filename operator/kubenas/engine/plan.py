@@ -1,0 +1,210 @@
+"""The controller core: from the spec and the observed trials, decide what to do next.
+
+Pure: no clock, no I/O. The kopf operator and the local runner both call plan() on every pass
+(level-triggered) and carry out what it returns: launch new trials, stop running ones, write status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kubenas_trainer.spec import Candidate
+
+from kubenas.api.experiment import NASExperimentSpec
+from kubenas.api.status import (
+    BestTrial,
+    Condition,
+    ExperimentPhase,
+    NASExperimentStatus,
+    TrialCounts,
+    TrialPhase,
+    TrialSummary,
+)
+from kubenas.engine.conditions import set_condition
+from kubenas.strategies import make_strategy
+from kubenas.trials import TrialRecord, trial_name, trial_seed
+
+RECENT_TRIALS = 10
+
+
+@dataclass(frozen=True)
+class TrialLaunch:
+    """A trial to start: new, or recorded earlier but never started."""
+
+    name: str
+    index: int
+    seed: int
+    candidate: Candidate
+    new: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    launch: list[TrialLaunch] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    status: NASExperimentStatus = field(default_factory=NASExperimentStatus)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
+
+
+def objective_value(spec: NASExperimentSpec, trial: TrialRecord) -> float | None:
+    return trial.metrics.get(spec.objective.metric) if trial.phase is TrialPhase.SUCCEEDED else None
+
+
+def best_trial(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> BestTrial | None:
+    """The succeeded trial with the best objective (the earliest among equals)."""
+    best: tuple[float, TrialRecord] | None = None
+    for trial in sorted(trials, key=lambda t: t.index):
+        value = objective_value(spec, trial)
+        if value is not None and (best is None or spec.objective.better(value, best[0])):
+            best = (value, trial)
+    if best is None:
+        return None
+    value, trial = best
+    return BestTrial(
+        trial=trial.name, objective_value=value, candidate=trial.candidate, metrics=trial.metrics
+    )
+
+
+def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
+    by_phase = {phase: sum(t.phase is phase for t in trials) for phase in TrialPhase}
+    return TrialCounts(
+        created=len(trials),
+        pending=by_phase[TrialPhase.PENDING],
+        running=by_phase[TrialPhase.RUNNING],
+        succeeded=by_phase[TrialPhase.SUCCEEDED],
+        failed=by_phase[TrialPhase.FAILED],
+        stopped=by_phase[TrialPhase.STOPPED],
+    )
+
+
+def _outcome(
+    spec: NASExperimentSpec, counts: TrialCounts, best: BestTrial | None, exhausted: bool
+) -> tuple[ExperimentPhase, str, str] | None:
+    """(phase, reason, message) once the experiment is over, else None."""
+    budget = spec.budget
+    if counts.failed > budget.max_failed_trials:
+        return (
+            ExperimentPhase.FAILED,
+            "TooManyFailedTrials",
+            f"{counts.failed} trials failed; budget.maxFailedTrials is {budget.max_failed_trials}",
+        )
+    if best is not None and spec.objective.reached(best.objective_value):
+        return (
+            ExperimentPhase.SUCCEEDED,
+            "TargetReached",
+            f"{best.trial} reached {spec.objective.metric}={best.objective_value:g} "
+            f"(target {spec.objective.target:g})",
+        )
+    active = counts.pending + counts.running
+    out_of_trials = counts.created >= budget.max_trials or exhausted
+    if active or not out_of_trials:
+        return None
+    if best is None:
+        return ExperimentPhase.FAILED, "NoTrialSucceeded", f"none of {counts.created} trials succeeded"
+    reason = "MaxTrialsReached" if counts.created >= budget.max_trials else "SearchSpaceExhausted"
+    return (
+        ExperimentPhase.SUCCEEDED,
+        reason,
+        f"best {best.trial}: {spec.objective.metric}={best.objective_value:g} after {counts.created} trials",
+    )
+
+
+def plan(
+    experiment: str,
+    spec: NASExperimentSpec,
+    trials: Sequence[TrialRecord],
+    previous: NASExperimentStatus,
+    generation: int | None,
+    now: str,
+) -> Plan:
+    """Decide the next actions and the resulting status. Raises SpecError for a bad strategy setup."""
+    strategy = make_strategy(spec)
+    counts = count_trials(trials)
+    best = best_trial(spec, trials)
+    active = counts.pending + counts.running
+    outcome = _outcome(spec, counts, best, exhausted=False)
+
+    launch: list[TrialLaunch] = []
+    exhausted = False
+    if outcome is None:
+        launch = [
+            TrialLaunch(t.name, t.index, t.seed, t.candidate, new=False)
+            for t in sorted(trials, key=lambda t: t.index)
+            if t.phase is TrialPhase.PENDING and not t.launched
+        ]
+        room = min(spec.budget.parallel_trials - active, spec.budget.max_trials - counts.created)
+        if room > 0:
+            proposed = strategy.ask(trials, room)
+            exhausted = len(proposed) < room
+            first = 1 + max((t.index for t in trials), default=-1)
+            launch += [
+                TrialLaunch(
+                    trial_name(experiment, index),
+                    index,
+                    trial_seed(spec.strategy.seed, index),
+                    candidate,
+                    new=True,
+                )
+                for index, candidate in enumerate(proposed, start=first)
+            ]
+        if exhausted and not launch:
+            outcome = _outcome(spec, counts, best, exhausted=True)
+
+    stop = [t.name for t in trials if not t.phase.finished] if outcome is not None else []
+    created = counts.created + sum(item.new for item in launch)
+    conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
+    status = NASExperimentStatus(
+        phase=outcome[0] if outcome else ExperimentPhase.RUNNING,
+        observed_generation=generation,
+        progress=f"{counts.succeeded + counts.failed + counts.stopped}/{spec.budget.max_trials}",
+        trials=counts.model_copy(update={"created": created}),
+        best=best,
+        recent_trials=_recent(spec, trials),
+        conditions=conditions,
+        start_time=previous.start_time or now,
+        completion_time=(previous.completion_time or now) if outcome else None,
+    )
+    return Plan(launch=launch, stop=stop, status=status)
+
+
+def _recent(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialSummary]:
+    last = sorted(trials, key=lambda t: t.index)[-RECENT_TRIALS:]
+    return [TrialSummary(name=t.name, phase=t.phase, objective_value=objective_value(spec, t)) for t in last]
+
+
+def _conditions(
+    previous: Sequence[Condition],
+    outcome: tuple[ExperimentPhase, str, str] | None,
+    counts: TrialCounts,
+    launch: Sequence[TrialLaunch],
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    conditions = [c for c in previous if c.type not in ("Succeeded", "Failed") or outcome is not None]
+    if outcome is None:
+        running = counts.pending + counts.running + len(launch)
+        return set_condition(
+            conditions, "Running", True, "TrialsRunning", f"{running} trials running", generation, now
+        )
+    phase, reason, message = outcome
+    conditions = set_condition(conditions, "Running", False, reason, message, generation, now)
+    done, other = ("Succeeded", "Failed") if phase is ExperimentPhase.SUCCEEDED else ("Failed", "Succeeded")
+    conditions = [c for c in conditions if c.type != other]
+    return set_condition(conditions, done, True, reason, message, generation, now)
+
+
+def invalid_spec_status(
+    problems: Sequence[str], previous: NASExperimentStatus, generation: int | None, now: str
+) -> NASExperimentStatus:
+    """Status of an experiment whose spec cannot be run: nothing is created until it is fixed."""
+    message = "; ".join(problems)
+    conditions = [c for c in previous.conditions if c.type != "Succeeded"]
+    conditions = set_condition(conditions, "Running", False, "InvalidSpec", message, generation, now)
+    conditions = set_condition(conditions, "Failed", True, "InvalidSpec", message, generation, now)
+    return previous.model_copy(
+        update={"phase": ExperimentPhase.FAILED, "observed_generation": generation, "conditions": conditions}
+    )

@@ -1,0 +1,95 @@
+"""Pure builders of the objects the operator creates; unit-tested without a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubenas_trainer.spec import TrialSpec
+
+from kubenas.api.experiment import API_VERSION, TrialTemplate
+from kubenas.api.status import NASTrialSpec
+from kubenas.k8s.labels import EXPERIMENT_LABEL, INDEX_LABEL, MANAGED_BY, TRAINER_CONTAINER, TRIAL_LABEL
+
+
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def trial_labels(experiment: str, name: str, index: int) -> dict[str, str]:
+    return {**MANAGED_BY, EXPERIMENT_LABEL: experiment, TRIAL_LABEL: name, INDEX_LABEL: str(index)}
+
+
+def nastrial(name: str, namespace: str, experiment_uid: str, spec: NASTrialSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "NASTrial",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": trial_labels(spec.experiment, name, spec.index),
+            "ownerReferences": [
+                owner_reference(API_VERSION, "NASExperiment", spec.experiment, experiment_uid)
+            ],
+        },
+        "spec": spec.to_dict(),
+    }
+
+
+def trial_job(
+    name: str,
+    namespace: str,
+    trial_uid: str,
+    trial: TrialSpec,
+    index: int,
+    experiment: str,
+    template: TrialTemplate,
+) -> dict[str, Any]:
+    """The Job that trains one trial; its pod reports the result as its termination message."""
+    labels = trial_labels(experiment, name, index)
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": template.image,
+        "command": ["kubenas-trainer"],
+        "env": [
+            {"name": "KUBENAS_TRIAL_NAME", "value": name},
+            {"name": "KUBENAS_TRIAL_SPEC", "value": trial.model_dump_json(by_alias=True)},
+            *({"name": e.name, "value": e.value} for e in template.env),
+        ],
+        "resources": template.resources.to_dict(),
+        "terminationMessagePath": "/dev/termination-log",
+        # If the trainer dies before reporting (e.g. OOM-killed), the log tail becomes the message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if template.image_pull_policy:
+        container["imagePullPolicy"] = template.image_pull_policy
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if template.node_selector:
+        pod_spec["nodeSelector"] = dict(template.node_selector)
+    if template.tolerations:
+        pod_spec["tolerations"] = [t.to_dict() for t in template.tolerations]
+    if template.service_account_name:
+        pod_spec["serviceAccountName"] = template.service_account_name
+    job_spec: dict[str, Any] = {
+        "backoffLimit": template.backoff_limit,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if template.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = template.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(API_VERSION, "NASTrial", name, trial_uid)],
+        },
+        "spec": job_spec,
+    }

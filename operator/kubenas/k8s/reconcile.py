@@ -1,0 +1,150 @@
+"""One reconcile pass of a NASExperiment: observe, call the controller core, carry out its plan.
+
+Level-triggered and idempotent: every pass starts from what the API server shows, children have
+deterministic names, so a pass interrupted anywhere (operator killed) is completed by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubenas.api.errors import SpecError, parse_model
+from kubenas.api.experiment import NASExperimentSpec
+from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine import Plan, invalid_spec_status, plan
+from kubenas.k8s.client import KubeApi
+from kubenas.k8s.manifests import nastrial, trial_job
+from kubenas.k8s.observe import observe_trial
+from kubenas.strategies import make_strategy
+from kubenas.trials import TrialRecord, record, trial_spec
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+EventSink = Callable[[str, str, str], None]  # (type, reason, message)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(status: NASExperimentStatus | NASTrialStatus) -> dict[str, Any]:
+    """A merge patch that also clears fields that became empty (None deletes the key)."""
+    return status.model_dump(mode="json", by_alias=True)
+
+
+@dataclass
+class Reconciler:
+    api: KubeApi
+    event: EventSink
+
+    def reconcile(self, body: Obj) -> NASExperimentStatus:
+        meta = body["metadata"]
+        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+        previous = _previous_status(body)
+        try:
+            spec = parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec")
+            make_strategy(spec)
+        except SpecError as error:
+            status = invalid_spec_status(error.problems, previous, generation, now_iso())
+            if status != previous:
+                self.event("Warning", "InvalidSpec", "; ".join(error.problems))
+                self.api.patch_experiment_status(namespace, name, status_patch(status))
+            return status
+
+        records = self._observe_trials(namespace, name, spec)
+        step = plan(name, spec, records, previous, generation, now_iso())
+        self._apply(body, spec, records, step)
+        if step.status.phase != previous.phase and step.finished:
+            reason = step.status.conditions[-1].reason
+            kind = "Normal" if step.status.phase == "Succeeded" else "Warning"
+            self.event(
+                kind, f"Experiment{step.status.phase}", f"{reason}: {step.status.conditions[-1].message}"
+            )
+        if step.status != previous:
+            self.api.patch_experiment_status(namespace, name, status_patch(step.status))
+        return step.status
+
+    def _observe_trials(self, namespace: str, experiment: str, spec: NASExperimentSpec) -> list[TrialRecord]:
+        trials = self.api.list_trials(namespace, experiment)
+        jobs = {j["metadata"]["name"]: j for j in self.api.list_jobs(namespace, experiment)}
+        pods_by_job: dict[str, list[Obj]] = {}
+        for pod in self.api.list_pods(namespace, experiment):
+            job_name = pod["metadata"].get("labels", {}).get("job-name", "")
+            pods_by_job.setdefault(job_name, []).append(pod)
+        records = []
+        for trial in trials:
+            name = trial["metadata"]["name"]
+            try:
+                trial_spec_ = NASTrialSpec.model_validate(trial["spec"])
+                current = NASTrialStatus.model_validate(trial.get("status") or {})
+            except ValueError as error:
+                log.warning("ignoring malformed NASTrial %s/%s: %s", namespace, name, error)
+                continue
+            job = jobs.get(name)
+            status = observe_trial(
+                name, current, job, pods_by_job.get(name, []), spec.objective.metric, now_iso()
+            )
+            if status != current:
+                self.api.patch_trial_status(namespace, name, status_patch(status))
+                if status.phase.finished:
+                    self.event(
+                        "Normal" if status.phase == "Succeeded" else "Warning",
+                        f"Trial{status.phase}",
+                        f"{name}: {_outcome(status, spec)}",
+                    )
+            records.append(
+                record(trial_spec_, status, name, launched=job is not None or status.phase.finished)
+            )
+        return records
+
+    def _apply(self, body: Obj, spec: NASExperimentSpec, records: list[TrialRecord], step: Plan) -> None:
+        meta = body["metadata"]
+        namespace, experiment = meta["namespace"], meta["name"]
+        for launch in step.launch:
+            nas_spec = NASTrialSpec(
+                experiment=experiment,
+                index=launch.index,
+                candidate_key=launch.candidate.key(),
+                seed=launch.seed,
+                candidate=launch.candidate,
+            )
+            created = self.api.create_trial(
+                namespace, nastrial(launch.name, namespace, meta["uid"], nas_spec)
+            )
+            # The trial that exists is the truth (an earlier pass may have created it).
+            nas_spec = NASTrialSpec.model_validate(created["spec"])
+            job = trial_job(
+                launch.name,
+                namespace,
+                created["metadata"]["uid"],
+                trial_spec(launch.name, nas_spec, spec.training),
+                nas_spec.index,
+                experiment,
+                spec.trial_template,
+            )
+            self.api.create_job(namespace, job)
+            if launch.new:
+                self.event("Normal", "TrialCreated", f"{launch.name}: {launch.candidate.key()}")
+        by_name = {r.name: r for r in records}
+        for name in step.stop:
+            self.api.delete_job(namespace, name)
+            if name in by_name:
+                stopped = NASTrialStatus(phase=TrialPhase.STOPPED, message="experiment finished")
+                self.api.patch_trial_status(namespace, name, status_patch(stopped))
+
+
+def _outcome(status: NASTrialStatus, spec: NASExperimentSpec) -> str:
+    if status.phase == "Succeeded":
+        return f"{spec.objective.metric}={status.objective_value:g}"
+    return status.message[-300:]
+
+
+def _previous_status(body: Obj) -> NASExperimentStatus:
+    try:
+        return NASExperimentStatus.model_validate(body.get("status") or {})
+    except ValueError:
+        return NASExperimentStatus()

@@ -1,0 +1,99 @@
+"""`kubenas run`: the controller core driven by local processes instead of Kubernetes Jobs."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kubenas.api.experiment import NASExperiment
+from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine import Plan, plan
+from kubenas.local.launcher import Exit, LocalLauncher
+from kubenas.local.progress import Progress
+from kubenas.local.store import RunStore
+from kubenas.trials import parse_result, status_from_result, trial_spec
+
+POLL_SECONDS = 0.2
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LocalRun:
+    """One experiment in a run directory; run() is restartable: it resumes what the directory holds."""
+
+    def __init__(self, experiment: NASExperiment, output: Path, progress: Progress | None = None):
+        self.experiment = experiment
+        self.name = experiment.metadata.name
+        self.spec = experiment.spec
+        self.store = RunStore(output / self.name)
+        self.launcher = LocalLauncher(self.spec.budget.parallel_trials)
+        self.progress = progress or Progress(self.spec.objective.metric, self.spec.training.epochs)
+        self._started: dict[str, str] = {}
+
+    def run(self) -> NASExperimentStatus:
+        self.store.save_manifest(self.experiment)
+        status = self.store.load_status()
+        try:
+            while True:
+                for exit_ in self.launcher.poll():
+                    self._finish(exit_)
+                step = self._step(status)
+                status = step.status
+                self.store.save_status(status)
+                if step.finished and not self.launcher.running:
+                    break
+                for name in self.launcher.running:
+                    self.progress.epochs_written(name, self.store.trial_dir(name) / "metrics.jsonl")
+                time.sleep(POLL_SECONDS)
+        finally:
+            self.launcher.stop_all()
+        self.progress.summary(status)
+        return status
+
+    def _step(self, previous: NASExperimentStatus) -> Plan:
+        records = self.store.records(self.launcher.running)
+        step = plan(self.name, self.spec, records, previous, generation=None, now=now_iso())
+        for name in step.stop:
+            self.launcher.stop(name)
+            self.store.finish_trial(
+                name, NASTrialStatus(phase=TrialPhase.STOPPED, message=step.status.conditions[-1].message)
+            )
+        for launch in step.launch:
+            nas_spec = NASTrialSpec(
+                experiment=self.name,
+                index=launch.index,
+                candidate_key=launch.candidate.key(),
+                seed=launch.seed,
+                candidate=launch.candidate,
+            )
+            self.store.create_trial(launch.name, nas_spec)
+            self.launcher.launch(
+                trial_spec(launch.name, nas_spec, self.spec.training), self.store.trial_dir(launch.name)
+            )
+            self._started[launch.name] = now_iso()
+            self.progress.started(launch.name, launch.candidate)
+        return step
+
+    def _finish(self, exit_: Exit) -> None:
+        workdir = self.store.trial_dir(exit_.name)
+        self.progress.epochs_written(exit_.name, workdir / "metrics.jsonl")
+        result_file = workdir / "result.json"
+        if result_file.exists():
+            text = result_file.read_text()
+        else:
+            log = workdir / "trainer.log"
+            text = log.read_text()[-2000:] if log.exists() else ""
+            text = f"trainer exited with code {exit_.returncode} without a result: {text}"
+        result = parse_result(text, exit_.name)
+        status = status_from_result(
+            result, self.spec.objective.metric, now_iso(), self._started.get(exit_.name)
+        )
+        self.store.finish_trial(exit_.name, status)
+        self.progress.finished(exit_.name, status)
+
+
+def run_experiment(experiment: NASExperiment, output: Path) -> NASExperimentStatus:
+    return LocalRun(experiment, output).run()

@@ -1,0 +1,23 @@
+"""Search strategies behind one interface, looked up by name."""
+
+from __future__ import annotations
+
+from kubenas.api.errors import SpecError
+from kubenas.api.experiment import NASExperimentSpec
+from kubenas.strategies.base import Strategy
+from kubenas.strategies.random_search import RandomSearch
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch,)}
+
+
+def make_strategy(spec: NASExperimentSpec) -> Strategy:
+    """The spec's strategy, or SpecError naming spec.strategy.name / .settings."""
+    cls = STRATEGIES.get(spec.strategy.name)
+    if cls is None:
+        known = ", ".join(STRATEGIES)
+        name = spec.strategy.name
+        raise SpecError([f"spec.strategy.name: unknown strategy {name!r}; must be one of {known}"])
+    return cls(spec.search_space, spec.objective, spec.strategy.seed, spec.strategy.settings)
+
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy"]

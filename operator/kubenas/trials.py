@@ -1,0 +1,90 @@
+"""What the controller knows of one trial, whoever observed it (the API server or the local run dir)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from kubenas_trainer.spec import Candidate, Training, TrialResult, TrialSpec
+from pydantic import ValidationError
+
+from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+
+
+def trial_name(experiment: str, index: int) -> str:
+    """Deterministic child name: creating it twice is impossible, so it doubles as a lock."""
+    return f"{experiment}-{index}"
+
+
+def trial_seed(experiment_seed: int, index: int) -> int:
+    """A trial's own seed: a function of the experiment's seed and the trial's index only."""
+    return int(np.random.SeedSequence([experiment_seed, index]).generate_state(1)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    name: str
+    index: int
+    seed: int
+    candidate: Candidate
+    phase: TrialPhase = TrialPhase.PENDING
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    epochs: int | None = None
+    # False when the trial is recorded but nothing runs it yet (e.g. the runner died in between).
+    launched: bool = True
+
+
+def status_from_result(
+    result: TrialResult, objective_metric: str, now: str, start_time: str | None
+) -> NASTrialStatus:
+    """A finished trial's status from what its trainer reported."""
+    succeeded = result.phase == "Succeeded"
+    value = result.metrics.get(objective_metric) if succeeded else None
+    if succeeded and value is None:
+        return NASTrialStatus(
+            phase=TrialPhase.FAILED,
+            metrics=result.metrics,
+            epochs=result.epochs,
+            message=f"the trainer reported no {objective_metric!r} metric",
+            start_time=start_time,
+            completion_time=now,
+        )
+    return NASTrialStatus(
+        phase=TrialPhase.SUCCEEDED if succeeded else TrialPhase.FAILED,
+        objective_value=value,
+        metrics=result.metrics,
+        epochs=result.epochs,
+        message=result.message,
+        start_time=start_time,
+        completion_time=now,
+    )
+
+
+def parse_result(text: str, name: str) -> TrialResult:
+    """The trainer's result, or a Failed result carrying whatever text came instead (e.g. a log tail)."""
+    try:
+        return TrialResult.model_validate(json.loads(text))
+    except (ValueError, ValidationError):
+        tail = text.strip()[-1000:] or "no result reported"
+        return TrialResult(name=name, phase="Failed", message=tail)
+
+
+def record(spec: NASTrialSpec, status: NASTrialStatus, name: str, launched: bool) -> TrialRecord:
+    return TrialRecord(
+        name=name,
+        index=spec.index,
+        seed=spec.seed,
+        candidate=spec.candidate,
+        phase=status.phase,
+        metrics=status.metrics,
+        message=status.message,
+        epochs=status.epochs,
+        launched=launched,
+    )
+
+
+def trial_spec(name: str, spec: NASTrialSpec, training: Training) -> TrialSpec:
+    """The trainer's input for one trial."""
+    return TrialSpec(name=name, candidate=spec.candidate, training=training, seed=spec.seed)

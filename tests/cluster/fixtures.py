@@ -1,0 +1,60 @@
+"""``cluster()``: the Kubernetes cluster a cluster test runs against.
+
+With ``$KUBENAS_TEST_KUBECONFIG`` set, that existing cluster (e.g. kind) is used as is;
+otherwise a local :class:`ControlPlane` plus one :class:`NodeAgent` is started and torn down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .binaries import ENV_BIN
+from .controlplane import ControlPlane
+from .kubectl import Kubectl
+
+KUBECONFIG_ENV = "KUBENAS_TEST_KUBECONFIG"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What a test gets: a kubeconfig, a kubectl bound to it, the local node agent if any."""
+
+    kubeconfig: Path
+    kubectl_bin: Path
+    agent: Any = None  # NodeAgent for a local cluster, None for an existing one
+    control_plane: ControlPlane | None = None
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster (raises KubectlError on failure if ``check``)."""
+        return Kubectl(self.kubectl_bin, self.kubeconfig)(*args, check=check, input=input, timeout=timeout)
+
+
+def _existing_kubectl() -> Path:
+    if bins := os.environ.get(ENV_BIN):
+        return Path(bins) / "kubectl"
+    if found := shutil.which("kubectl"):
+        return Path(found)
+    from .binaries import bin_dir  # build (or reuse) the one from tests/controlplane
+
+    return bin_dir() / "kubectl"
+
+
+@contextmanager
+def cluster(**agent_options: Any) -> Iterator[Cluster]:
+    """Yield a :class:`Cluster`; ``agent_options`` go to :class:`NodeAgent` (local only)."""
+    if existing := os.environ.get(KUBECONFIG_ENV):
+        yield Cluster(Path(existing), _existing_kubectl())
+        return
+    from .node_agent import NodeAgent  # needs the kubernetes client; only for a local cluster
+
+    with ControlPlane() as cp, NodeAgent(cp.kubeconfig, **agent_options) as agent:
+        yield Cluster(cp.kubeconfig, cp.kubectl_bin, agent, cp)

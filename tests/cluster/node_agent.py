@@ -1,0 +1,278 @@
+"""A local node agent: a stand-in for kubelet + container runtime.
+
+No container engine can run in the test environment, so this agent registers a Node and runs
+the containers of pods bound to it as plain local processes: the container image is ignored,
+``command`` + ``args`` run with the pod's env in a per-pod temp dir, and ``PATH`` comes from
+the agent (the current venv's scripts resolve).  The termination-message file that kubelet
+would mount at ``terminationMessagePath`` is a per-container file whose path the program finds
+in ``$KUBENAS_TERMINATION_LOG``.  Pod status is reported as a kubelet would (conditions,
+container states, terminated message truncated to 4 KiB).  Not supported: restarts
+(``OnFailure`` is treated as ``Never``), init/sidecar containers, probes, volumes, env from
+Secrets/ConfigMaps, ``kubectl logs`` (read :meth:`NodeAgent.logs` instead).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from .pod_env import POD_IP
+from .pod_runner import PodRun
+from .pod_status import condition, now
+
+Json = dict[str, Any]
+log = logging.getLogger(__name__)
+
+DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "4"}
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+KEEP_ENV = "KUBENAS_KEEP_CLUSTER_DIR"
+TERMINAL = ("Succeeded", "Failed")
+
+
+class NodeAgent:
+    """Registers Node ``name`` and runs the pods the scheduler binds to it (see module doc)."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        name: str = "kubenas-node-0",
+        capacity: Mapping[str, str] = DEFAULT_CAPACITY,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        max_grace: float = 3.0,
+        heartbeat: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.capacity = dict(capacity)
+        self.labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})}
+        self.max_grace = max_grace  # cap on a deleted pod's termination grace period
+        self.heartbeat = heartbeat
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"kubenas-{name}-"))
+        self.env = self._base_env(env or {})
+        self._api = config.new_client_from_config(config_file=str(kubeconfig))
+        self._api.configuration.connection_pool_maxsize = 32
+        self._core = client.CoreV1Api(self._api)
+        self._runs: dict[str, PodRun] = {}  # by pod uid
+        self._deleting: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch_loop, name=f"{name} watch", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name=f"{name} heartbeat", daemon=True),
+        ]
+
+    # -- public API -------------------------------------------------------------------------
+
+    def __enter__(self) -> NodeAgent:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> NodeAgent:
+        """Register the Node (Ready) and start watching for pods bound to it."""
+        self._register()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching and kill every pod's processes (the Node object stays)."""
+        self._stop.set()
+        for t in self._threads:
+            if t.is_alive():
+                t.join(15)
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.kill(grace=1.0)
+        self._api.close()
+        if not os.environ.get(KEEP_ENV):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pod_dir(self, namespace: str, name: str) -> Path | None:
+        """The local dir of the newest run of pod ``namespace/name`` (None if never run here)."""
+        with self._lock:
+            dirs = [r.dir for r in self._runs.values() if r.key == f"{namespace}/{name}"]
+        return dirs[-1] if dirs else None
+
+    def logs(self, namespace: str, name: str) -> dict[str, str]:
+        """stdout+stderr of each container of a pod that ran here, by container name."""
+        d = self.pod_dir(namespace, name)
+        if d is None:
+            return {}
+        return {p.name.removesuffix(".log"): p.read_text(errors="replace") for p in d.glob("*.log")}
+
+    # -- node -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _base_env(extra: Mapping[str, str]) -> dict[str, str]:
+        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+        # The running interpreter's bin dir first, so its venv's console scripts resolve even
+        # when the venv was not activated.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return {**env, **extra}
+
+    def _node_status(self) -> Json:
+        ready = condition("Ready", True, "KubeletReady")
+        ready["lastHeartbeatTime"] = now()
+        conditions = [ready] + [
+            {**condition(kind, False, f"KubeletHasNo{kind}"), "lastHeartbeatTime": now()}
+            for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
+        ]
+        return {
+            "status": {
+                "capacity": self.capacity,
+                "allocatable": self.capacity,
+                "conditions": conditions,
+                "addresses": [
+                    {"type": "InternalIP", "address": POD_IP},
+                    {"type": "Hostname", "address": self.name},
+                ],
+                "nodeInfo": {
+                    "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                        platform.machine(), platform.machine()
+                    ),
+                    "operatingSystem": "linux",
+                    "kubeletVersion": "kubenas-node-agent",
+                    "containerRuntimeVersion": "local-process://0",
+                    "osImage": platform.platform(),
+                    "kernelVersion": platform.release(),
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                    "kubeProxyVersion": "",
+                },
+            }
+        }
+
+    def _register(self) -> None:
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": self.labels}}
+        try:
+            self._core.create_node(body, _preload_content=False)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self._core.patch_node(self.name, {"metadata": {"labels": self.labels}}, _preload_content=False)
+        self._core.patch_node_status(self.name, self._node_status(), _preload_content=False)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            try:
+                self._core.patch_node_status(self.name, self._node_status(), _preload_content=False)
+            except Exception as e:  # keep beating; the next one may succeed
+                log.warning("node %s heartbeat failed: %s", self.name, e)
+
+    # -- pods -----------------------------------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        """List + watch pods bound to this node; re-list whenever the watch breaks."""
+        selector = f"spec.nodeName={self.name}"
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    version = self._relist(selector)
+                stream = watch.Watch().stream(
+                    self._core.list_pod_for_all_namespaces,
+                    field_selector=selector,
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=3,  # short, so that stop() is prompt
+                )
+                for event in stream:
+                    obj = event["raw_object"]
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: resource version too old
+                        version = ""
+                        break
+                    version = obj["metadata"]["resourceVersion"]
+                    if event["type"] != "BOOKMARK":
+                        self._handle(event["type"], obj)
+                    if self._stop.is_set():
+                        break
+            except Exception as e:
+                if not self._stop.is_set():
+                    log.warning("node %s: pod watch failed, re-listing: %s", self.name, e)
+                    version = ""
+                    self._stop.wait(1.0)
+
+    def _relist(self, selector: str) -> str:
+        resp = self._core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False)
+        pods = json.loads(resp.data)
+        uids = set()
+        for pod in pods["items"]:
+            uids.add(pod["metadata"]["uid"])
+            self._handle("ADDED", pod)
+        with self._lock:
+            gone = [run.pod for uid, run in self._runs.items() if uid not in uids]
+        for pod in gone:  # deleted while we were not watching
+            self._handle("DELETED", pod)
+        return str(pods["metadata"]["resourceVersion"])
+
+    def _handle(self, kind: str, pod: Json) -> None:
+        uid = pod["metadata"]["uid"]
+        with self._lock:
+            run = self._runs.get(uid)
+            if kind == "DELETED":
+                self._runs.pop(uid, None)
+                self._deleting.discard(uid)
+                if run:
+                    threading.Thread(target=run.kill, args=(0.0,), daemon=True).start()
+                return
+            if pod["metadata"].get("deletionTimestamp"):
+                if uid not in self._deleting:
+                    self._deleting.add(uid)
+                    threading.Thread(target=self._finish_deletion, args=(pod, run), daemon=True).start()
+                return
+            if run or pod.get("status", {}).get("phase") != "Pending":
+                return  # already running here, or finished / started by an earlier agent
+            run = PodRun(pod, self.workdir, self.env, lambda body: self._patch_status(pod, body))
+            self._runs[uid] = run
+        run.start()
+
+    def _finish_deletion(self, pod: Json, run: PodRun | None) -> None:
+        """Like kubelet: kill the containers, report their end, then delete with grace 0."""
+        meta = pod["metadata"]
+        if run:
+            grace = meta.get("deletionGracePeriodSeconds")
+            run.kill(min(float(30 if grace is None else grace), self.max_grace))
+        options = client.V1DeleteOptions(
+            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])
+        )
+        for _ in range(5):
+            try:
+                self._core.delete_namespaced_pod(
+                    meta["name"], meta["namespace"], body=options, _preload_content=False
+                )
+                return
+            except ApiException as e:
+                if e.status in (404, 409):  # gone already / a different pod now has the name
+                    return
+                log.warning("deleting pod %s/%s failed: %s", meta["namespace"], meta["name"], e)
+            if self._stop.wait(1.0):
+                return
+
+    def _patch_status(self, pod: Json, body: Json) -> None:
+        meta = pod["metadata"]
+        try:
+            self._core.patch_namespaced_pod_status(
+                meta["name"], meta["namespace"], body, _preload_content=False
+            )
+        except ApiException as e:
+            if e.status != 404:  # a pod that is gone needs no status
+                log.warning("status of pod %s/%s: %s", meta["namespace"], meta["name"], e)

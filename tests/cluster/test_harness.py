@@ -1,0 +1,117 @@
+"""Self-test of the cluster harness: real apiserver, scheduler, Job controller and GC."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.cluster.fixtures import Cluster, cluster
+
+pytestmark = pytest.mark.cluster
+T = TypeVar("T")
+NS = "harness"
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[Cluster]:
+    began = time.monotonic()
+    with cluster() as c:
+        if c.agent is None:
+            pytest.skip("harness self-test needs the local node agent")
+        print(f"\ncluster up in {time.monotonic() - began:.1f}s", file=sys.stderr)
+        c.kubectl("create", "namespace", NS)
+        yield c
+        c.kubectl("delete", "namespace", NS, "--timeout=60s")  # namespace controller + agent
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+    return value
+
+
+def get(kube: Cluster, *args: str) -> Any:
+    return json.loads(kube.kubectl("get", "-n", NS, "-o", "json", *args).stdout)
+
+
+def create_job(kube: Cluster, name: str, code: str, gpus: int = 1) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "python:3.11",  # ignored by the node agent
+                            "command": [sys.executable, "-c", f"import os, time\n{code}"],
+                            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    kube.kubectl("create", "-f", "-", input=json.dumps(job))
+
+
+def job_pods(kube: Cluster, job: str) -> list[Any]:
+    return list(get(kube, "pods", "-l", f"job-name={job}")["items"])
+
+
+def test_job_completes_with_termination_message(kube: Cluster) -> None:
+    create_job(kube, "hello", "open(os.environ['KUBENAS_TERMINATION_LOG'], 'w').write('hello')")
+    kube.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/hello", "--timeout=60s")
+    (pod,) = job_pods(kube, "hello")
+    assert pod["status"]["phase"] == "Succeeded"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (0, "Completed")
+    assert terminated["message"] == "hello"
+
+
+def test_too_many_gpus_stays_unscheduled(kube: Cluster) -> None:
+    create_job(kube, "greedy", "pass", gpus=5)  # the node has 4
+
+    def unschedulable() -> Any:
+        for pod in job_pods(kube, "greedy"):
+            for cond in pod["status"].get("conditions", []):
+                if cond["type"] == "PodScheduled" and cond["reason"] == "Unschedulable":
+                    return pod
+        return None
+
+    pod = wait_for("PodScheduled=False/Unschedulable", unschedulable)
+    assert pod["status"]["phase"] == "Pending"
+    assert "nodeName" not in pod["spec"]
+    assert "nvidia.com/gpu" in next(
+        c["message"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"
+    )
+
+
+def test_background_deletion_kills_and_removes_pods(kube: Cluster) -> None:
+    create_job(kube, "sleeper", "open('pid', 'w').write(str(os.getpid()))\ntime.sleep(600)")
+
+    def running_pod() -> Any:
+        pods = [p for p in job_pods(kube, "sleeper") if p["status"].get("phase") == "Running"]
+        return pods[0] if pods else None
+
+    pod = wait_for("a running sleeper pod", running_pod)
+    assert kube.agent is not None
+    pid_file = kube.agent.pod_dir(NS, pod["metadata"]["name"]) / "work" / "pid"
+    pid = int(wait_for("the pid file", lambda: pid_file.read_text() or None if pid_file.exists() else None))
+    kube.kubectl("delete", "-n", NS, "job/sleeper", "--cascade=background")
+    wait_for("the garbage collector to remove the pods", lambda: job_pods(kube, "sleeper") == [] or None)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

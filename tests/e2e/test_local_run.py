@@ -1,0 +1,77 @@
+"""`kubenas run` end to end: trials as parallel local processes, results on disk, restart without loss."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def manifest(tmp_path: Path, max_trials: int = 3, epochs: int = 3, target: float | None = None) -> Path:
+    doc = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    doc["spec"]["budget"] = {"maxTrials": max_trials, "parallelTrials": 2, "maxFailedTrials": 1}
+    doc["spec"]["training"]["epochs"] = epochs
+    doc["spec"]["objective"].pop("target", None)
+    if target is not None:
+        doc["spec"]["objective"]["target"] = target
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def kubenas(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kubenas.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )  # type: ignore[call-overload]
+
+
+def test_run_finishes_with_every_trial_and_the_best(tmp_path: Path) -> None:
+    proc = kubenas("run", str(manifest(tmp_path)), "--output", str(tmp_path / "runs"))
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    run_dir = tmp_path / "runs" / "digits"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["phase"] == "Succeeded" and status["progress"] == "3/3"
+    trials = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("trials/*/status.json")}
+    assert sorted(trials) == ["digits-0", "digits-1", "digits-2"]
+    assert all(t["phase"] == "Succeeded" for t in trials.values())
+    best_name = max(trials, key=lambda n: (trials[n]["objectiveValue"], -int(n.split("-")[1])))
+    assert status["best"]["trial"] == best_name
+    assert status["best"]["objectiveValue"] == trials[best_name]["objectiveValue"]
+    assert json.loads((run_dir / "best.json").read_text())["trial"] == best_name
+    assert "[digits-0] epoch 3/3" in out and f"best trial: {best_name}" in out
+
+
+def test_killed_run_resumes_without_repeating_or_losing_a_trial(tmp_path: Path) -> None:
+    path, runs = manifest(tmp_path, max_trials=4, epochs=40), tmp_path / "runs"
+    proc = kubenas("run", str(path), "--output", str(runs), start_new_session=True)
+    trials_dir = runs / "digits" / "trials"
+    deadline = time.monotonic() + 120
+    while not list(trials_dir.glob("*/metrics.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its trainers die mid-trial
+    proc.communicate()
+    before = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/trial.json")}
+    assert before and not list(trials_dir.glob("*/status.json"))
+
+    resumed = kubenas("run", str(manifest(tmp_path, max_trials=4, epochs=2)), "--output", str(runs))
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    after = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/trial.json")}
+    assert sorted(after) == ["digits-0", "digits-1", "digits-2", "digits-3"]
+    assert all(after[name] == spec for name, spec in before.items())  # same candidates, not re-drawn
+    assert all(json.loads(p.read_text())["phase"] == "Succeeded" for p in trials_dir.glob("*/status.json"))

@@ -1,0 +1,135 @@
+"""The controller core: what plan() decides from the spec and the observed trials."""
+
+from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, TrialPhase
+from kubenas.engine import invalid_spec_status, plan
+from kubenas.strategies import make_strategy
+from kubenas.trials import TrialRecord, trial_name
+
+NOW = "2026-01-01T00:00:00Z"
+
+
+def make_spec(**budget: int) -> NASExperimentSpec:
+    return NASExperimentSpec.model_validate(
+        {
+            "budget": {"maxTrials": 4, "parallelTrials": 2, "maxFailedTrials": 1, **budget},
+            "objective": {"metric": "accuracy", "target": 0.99},
+        }
+    )
+
+
+def trials(spec: NASExperimentSpec, *outcomes: tuple[TrialPhase, float | None]) -> list[TrialRecord]:
+    candidates = make_strategy(spec).ask([], len(outcomes))
+    return [
+        TrialRecord(trial_name("exp", i), i, i, c, phase, {"accuracy": v} if v is not None else {})
+        for i, (c, (phase, v)) in enumerate(zip(candidates, outcomes, strict=True))
+    ]
+
+
+def test_first_pass_launches_parallel_trials_with_deterministic_names() -> None:
+    step = plan("exp", make_spec(), [], NASExperimentStatus(), 1, NOW)
+    assert [t.name for t in step.launch] == ["exp-0", "exp-1"]
+    assert all(t.new for t in step.launch)
+    assert step.status.phase is ExperimentPhase.RUNNING
+    assert step.status.trials.created == 2
+    assert step.status.observed_generation == 1
+    running = next(c for c in step.status.conditions if c.type == "Running")
+    assert (running.status, running.reason) == ("True", "TrialsRunning")
+
+
+def test_same_observation_gives_the_same_plan() -> None:
+    spec = make_spec()
+    observed = trials(spec, (TrialPhase.SUCCEEDED, 0.9))
+    a = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    b = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert a == b
+    assert [t.name for t in a.launch] == ["exp-1", "exp-2"]
+    assert a.launch[0].candidate == make_strategy(spec).ask(observed, 1)[0]
+
+
+def test_no_launch_beyond_parallel_or_total_budget() -> None:
+    spec = make_spec()
+    running = trials(spec, (TrialPhase.RUNNING, None), (TrialPhase.PENDING, None))
+    assert plan("exp", spec, running, NASExperimentStatus(), 1, NOW).launch == []
+    three_done = trials(spec, *[(TrialPhase.SUCCEEDED, 0.5)] * 3, (TrialPhase.RUNNING, None))
+    assert plan("exp", spec, three_done, NASExperimentStatus(), 1, NOW).launch == []
+
+
+def test_recorded_but_unlaunched_trial_is_relaunched_not_recreated() -> None:
+    spec = make_spec()
+    observed = trials(spec, (TrialPhase.PENDING, None))
+    observed[0] = TrialRecord(**{**observed[0].__dict__, "launched": False})
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert [(t.name, t.new) for t in step.launch] == [("exp-0", False), ("exp-1", True)]
+
+
+def test_succeeds_at_max_trials_with_the_best_trial() -> None:
+    spec = make_spec()
+    done = trials(spec, *[(TrialPhase.SUCCEEDED, v) for v in (0.8, 0.95, 0.95, 0.7)])
+    step = plan("exp", spec, done, NASExperimentStatus(), 1, NOW)
+    assert step.finished and step.status.phase is ExperimentPhase.SUCCEEDED
+    assert step.launch == [] and step.stop == []
+    assert step.status.best is not None
+    assert (step.status.best.trial, step.status.best.objective_value) == ("exp-1", 0.95)  # earliest of equals
+    assert step.status.best.candidate == done[1].candidate
+    succeeded = next(c for c in step.status.conditions if c.type == "Succeeded")
+    assert (succeeded.status, succeeded.reason) == ("True", "MaxTrialsReached")
+    assert step.status.progress == "4/4"
+    assert step.status.completion_time == NOW
+
+
+def test_target_reached_stops_the_running_trials() -> None:
+    spec = make_spec()
+    observed = trials(spec, (TrialPhase.SUCCEEDED, 0.995), (TrialPhase.RUNNING, None))
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert step.status.phase is ExperimentPhase.SUCCEEDED
+    assert step.stop == ["exp-1"] and step.launch == []
+    assert step.status.conditions[-1].reason == "TargetReached"
+
+
+def test_minimize_objective_picks_the_lowest() -> None:
+    spec = NASExperimentSpec.model_validate({"objective": {"metric": "loss"}, "budget": {"maxTrials": 2}})
+    observed = trials(spec, (TrialPhase.SUCCEEDED, None), (TrialPhase.SUCCEEDED, None))
+    observed = [
+        TrialRecord(**{**t.__dict__, "metrics": {"loss": v}})
+        for t, v in zip(observed, (0.3, 0.2), strict=True)
+    ]
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert step.status.best is not None and step.status.best.trial == "exp-1"
+
+
+def test_too_many_failures_fail_the_experiment() -> None:
+    spec = make_spec()
+    observed = trials(spec, (TrialPhase.FAILED, None), (TrialPhase.FAILED, None), (TrialPhase.RUNNING, None))
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert step.status.phase is ExperimentPhase.FAILED
+    assert step.status.conditions[-1].reason == "TooManyFailedTrials"
+    assert step.stop == ["exp-2"]
+
+
+def test_no_trial_succeeded_is_a_failure() -> None:
+    spec = make_spec(maxTrials=2, maxFailedTrials=2)
+    observed = trials(spec, (TrialPhase.FAILED, None), (TrialPhase.FAILED, None))
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert step.status.phase is ExperimentPhase.FAILED
+    assert step.status.conditions[-1].reason == "NoTrialSucceeded"
+
+
+def test_condition_transition_time_kept_while_status_unchanged() -> None:
+    spec = make_spec()
+    first = plan("exp", spec, [], NASExperimentStatus(), 1, NOW).status
+    second = plan(
+        "exp", spec, trials(spec, (TrialPhase.RUNNING, None)), first, 1, "2026-01-01T00:05:00Z"
+    ).status
+    assert second.conditions[0].last_transition_time == NOW
+    assert second.start_time == NOW
+
+
+def test_invalid_spec_status_names_the_problem() -> None:
+    status = invalid_spec_status(["spec.budget.maxTrials: must be >= 1"], NASExperimentStatus(), 3, NOW)
+    assert status.phase is ExperimentPhase.FAILED
+    failed = next(c for c in status.conditions if c.type == "Failed")
+    assert (failed.reason, failed.message, failed.observed_generation) == (
+        "InvalidSpec",
+        "spec.budget.maxTrials: must be >= 1",
+        3,
+    )
