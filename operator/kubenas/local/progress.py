@@ -42,14 +42,14 @@ class Progress:
         """Print the epochs the trainer appended since the last call."""
         if not metrics_file.exists():
             return
-        with metrics_file.open() as f:
+        with metrics_file.open("rb") as f:
             f.seek(self._offsets.get(name, 0))
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                self._offsets[name] = f.tell()
-                row = json.loads(line)
-                self._say(f"[{name}] epoch {row['epoch']}/{self.epochs}  {_fmt(row)}")
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        self._offsets[name] = self._offsets.get(name, 0) + len(complete)
+        for line in complete.decode().splitlines():
+            row = json.loads(line)
+            self._say(f"[{name}] epoch {row['epoch']}/{self.epochs}  {_fmt(row)}")
 
     def finished(self, name: str, status: NASTrialStatus) -> None:
         detail = _fmt(status.metrics) if status.phase == "Succeeded" else status.message.splitlines()[-1:]

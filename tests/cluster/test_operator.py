@@ -1,0 +1,178 @@
+"""The operator end to end against a real kube-apiserver, Job controller, garbage collector and scheduler."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubenas.api import NASExperiment
+from kubenas.strategies import make_strategy
+
+from .conftest import ROOT, get_json, wait_for
+from .fixtures import Cluster
+from .operator_process import OperatorProcess
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+EXAMPLE = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+
+
+def experiment(name: str, max_trials: int, parallel: int, epochs: int, **spec: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(EXAMPLE)
+    doc["metadata"] = {"name": name}
+    doc["spec"]["objective"].pop("target")
+    doc["spec"]["budget"] = {"maxTrials": max_trials, "parallelTrials": parallel, "maxFailedTrials": 0}
+    doc["spec"]["training"]["epochs"] = epochs
+    doc["spec"].update(spec)
+    return doc
+
+
+def apply(kube: Cluster, namespace: str, doc: dict[str, Any], check: bool = True) -> Any:
+    return kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=check)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def finished(kube: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = get_json(kube, "nasexperiment", name, "-n", namespace)
+    done = condition(obj, "Succeeded") or condition(obj, "Failed")
+    return obj if done and done["status"] == "True" else None
+
+
+def diagnostics(kube: Cluster, namespace: str, operator: OperatorProcess) -> str:
+    got = kube.kubectl("get", "nasx,nast,jobs,pods", "-n", namespace, "-o", "wide", check=False).stdout
+    return f"{got}\n--- operator log ---\n{operator.tail()}"
+
+
+def test_experiment_runs_trials_as_jobs_and_reports_the_best(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, experiment("digits", max_trials=3, parallel=2, epochs=3))
+        done = wait_for(
+            lambda: finished(kube, namespace, "digits"),
+            300,
+            "the experiment to finish",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+
+    status = done["status"]
+    assert condition(done, "Succeeded")["reason"] == "MaxTrialsReached"  # type: ignore[index]
+    assert status["phase"] == "Succeeded" and status["progress"] == "3/3"
+    assert status["observedGeneration"] == done["metadata"]["generation"]
+    trials = {t["metadata"]["name"]: t for t in get_json(kube, "nastrials", "-n", namespace)["items"]}
+    jobs = {j["metadata"]["name"]: j for j in get_json(kube, "jobs", "-n", namespace)["items"]}
+    assert sorted(trials) == sorted(jobs) == ["digits-0", "digits-1", "digits-2"]
+    for name, trial in trials.items():
+        assert trial["metadata"]["ownerReferences"][0]["uid"] == done["metadata"]["uid"]
+        assert jobs[name]["metadata"]["ownerReferences"][0]["uid"] == trial["metadata"]["uid"]
+        limits = jobs[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == "1"
+        assert trial["status"]["phase"] == "Succeeded"
+
+    # The best is the trial with the highest accuracy, as its own pod reported it.
+    pods = get_json(kube, "pods", "-n", namespace)["items"]
+    reported = {
+        p["metadata"]["labels"]["kubenas.dev/trial"]: json.loads(
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        )
+        for p in pods
+    }
+    best = max(sorted(reported), key=lambda n: reported[n]["metrics"]["accuracy"])
+    assert status["best"]["trial"] == best
+    assert status["best"]["objectiveValue"] == reported[best]["metrics"]["accuracy"]
+    assert status["best"]["metrics"] == reported[best]["metrics"]
+    assert status["best"]["candidate"] == trials[best]["spec"]["candidate"]
+
+
+def test_operator_killed_mid_experiment_finishes_without_duplicates(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    doc = experiment("restart", max_trials=4, parallel=2, epochs=30)
+    operator = OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log")
+    operator.start()
+    try:
+        apply(kube, namespace, doc)
+        wait_for(
+            lambda: any(
+                t.get("status", {}).get("phase") == "Running"
+                for t in get_json(kube, "nastrials", "-n", namespace)["items"]
+            ),
+            120,
+            "a running trial",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        operator.kill()
+        operator.start()
+        done = wait_for(
+            lambda: finished(kube, namespace, "restart"),
+            300,
+            "the experiment to finish",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+    finally:
+        operator.stop()
+
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    trials = get_json(kube, "nastrials", "-n", namespace)["items"]
+    jobs = get_json(kube, "jobs", "-n", namespace)["items"]
+    assert sorted(t["metadata"]["name"] for t in trials) == [f"restart-{i}" for i in range(4)]
+    assert len(jobs) == 4
+    # Each index got the candidate the seeded strategy proposes for it: nothing re-drawn or skipped.
+    spec = NASExperiment.model_validate({**doc, "metadata": {"name": "restart"}}).spec
+    expected = [c.key() for c in make_strategy(spec).ask([], 4)]
+    by_index = sorted(trials, key=lambda t: t["spec"]["index"])
+    assert [t["spec"]["candidateKey"] for t in by_index] == expected
+    assert all(t["status"]["phase"] == "Succeeded" for t in trials)
+
+
+def test_schema_rejects_what_it_can_express(kube: Cluster, namespace: str) -> None:
+    bad = experiment("bad", max_trials=0, parallel=1, epochs=1)
+    out = apply(kube, namespace, bad, check=False)
+    assert out.returncode != 0 and "spec.budget.maxTrials" in out.stderr
+    inverted = experiment("bad", max_trials=2, parallel=3, epochs=1)
+    out = apply(kube, namespace, inverted, check=False)
+    assert out.returncode != 0 and "parallelTrials must be <= maxTrials" in out.stderr
+    domain = experiment("bad", max_trials=2, parallel=1, epochs=1)
+    domain["spec"]["searchSpace"]["layers"]["units"] = {"values": [8], "min": 1, "max": 4}
+    out = apply(kube, namespace, domain, check=False)
+    assert out.returncode != 0 and "set either values, or both min and max" in out.stderr
+    typo = experiment("bad", max_trials=2, parallel=1, epochs=1)
+    typo["spec"]["objective"]["metric"] = "bleu"
+    out = apply(kube, namespace, typo, check=False)
+    assert out.returncode != 0 and "spec.objective.metric" in out.stderr
+
+
+def test_invalid_spec_is_reported_and_the_operator_keeps_serving(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, experiment("broken", 2, 1, 1, strategy={"name": "annealing"}))
+        apply(kube, namespace, experiment("fine", 1, 1, 2))
+        broken = wait_for(
+            lambda: condition(get_json(kube, "nasx", "broken", "-n", namespace), "Failed"),
+            60,
+            "InvalidSpec",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        assert broken["reason"] == "InvalidSpec"
+        assert broken["message"].startswith("spec.strategy.name: unknown strategy 'annealing'")
+        wait_for(
+            lambda: finished(kube, namespace, "fine"),
+            240,
+            "the valid experiment",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        events = get_json(kube, "events", "-n", namespace, "--field-selector", "involvedObject.name=broken")
+        assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events["items"])
+        assert not [
+            t
+            for t in get_json(kube, "nastrials", "-n", namespace)["items"]
+            if t["spec"]["experiment"] == "broken"
+        ]
+        assert operator.process is not None and operator.process.poll() is None
