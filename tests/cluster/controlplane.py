@@ -8,13 +8,10 @@ from __future__ import annotations
 import atexit
 import base64
 import json
-import os
 import secrets
-import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +22,7 @@ from types import TracebackType
 from .binaries import bin_dir as default_bin_dir
 from .kubectl import Kubectl
 from .procs import spawn, tail, terminate
+from .workdirs import make_workdir, remove_workdir
 
 # The controllers the tests rely on: Jobs, ownerReference cascading, the `default`
 # ServiceAccount that pod admission requires, and namespace deletion.
@@ -35,18 +33,22 @@ CONTROLLERS = (
     "namespace-controller",
 )
 SERVICE_CIDR = "10.0.0.0/24"
-KEEP_ENV = "KUBENAS_KEEP_CLUSTER_DIR"
 
 
 class ControlPlaneError(RuntimeError):
     """The control plane failed to start; the message carries the failing component's log."""
 
 
-def free_port() -> int:
-    """A currently unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct, currently unused TCP ports on 127.0.0.1."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _get(url: str, token: str = "", cafile: Path | None = None) -> tuple[int, str]:
@@ -84,7 +86,7 @@ class ControlPlane:
         self.bin_dir = bin_dir
         self.controllers = tuple(controllers)
         self.timeout = timeout
-        self.workdir = Path(tempfile.mkdtemp(prefix="kubenas-cp-"))
+        self.workdir = make_workdir("kubenas-cp-")
         self.kubeconfig = self.workdir / "kubeconfig"
         self.ca = self.workdir / "serving.crt"  # the apiserver's self-signed serving cert
         self.token = secrets.token_hex(16)
@@ -128,8 +130,9 @@ class ControlPlane:
         try:
             self.bin_dir = bins = self.bin_dir or default_bin_dir()
             self._kubectl = Kubectl(self.kubectl_bin, self.kubeconfig)
-            self._start_etcd(bins)
-            self._start_apiserver(bins)
+            etcd_client, etcd_peer, apiserver = free_ports(3)
+            self._start_etcd(bins, etcd_client, etcd_peer)
+            self._start_apiserver(bins, apiserver)
             self._start_controllers(bins)
             self._wait("kube-apiserver", self._apiserver_ready)
             self._wait("kube-controller-manager", self._default_service_account_exists)
@@ -144,16 +147,16 @@ class ControlPlane:
         atexit.unregister(self.stop)
         for name in reversed(list(self._procs)):
             terminate(self._procs.pop(name), grace=5.0)
-        if not keep_workdir and not os.environ.get(KEEP_ENV):
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_workdir:
+            remove_workdir(self.workdir)
 
     # -- components ---------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self._procs[name] = spawn(argv, self.log(name), cwd=self.workdir)
 
-    def _start_etcd(self, bins: Path) -> None:
-        client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    def _start_etcd(self, bins: Path, client_port: int, peer_port: int) -> None:
+        client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
         self._etcd_url = client
         self._spawn(
             "etcd",
@@ -172,8 +175,7 @@ class ControlPlane:
         )
         self._wait("etcd", lambda: '"health":"true"' in _get(f"{client}/health")[1])
 
-    def _start_apiserver(self, bins: Path) -> None:
-        port = free_port()
+    def _start_apiserver(self, bins: Path, port: int) -> None:
         self.server = f"https://127.0.0.1:{port}"
         sa_key, tls_key = self.workdir / "sa.key", self.workdir / "serving.key"
         _openssl("genrsa", "-out", str(sa_key), "2048")

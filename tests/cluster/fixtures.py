@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .binaries import ENV_BIN
+from .binaries import ENV_BIN, bin_dir
 from .controlplane import ControlPlane
 from .kubectl import Kubectl
+from .node_agent import NodeAgent
 
 KUBECONFIG_ENV = "KUBENAS_TEST_KUBECONFIG"
 
@@ -28,7 +29,7 @@ class Cluster:
 
     kubeconfig: Path
     kubectl_bin: Path
-    agent: Any = None  # NodeAgent for a local cluster, None for an existing one
+    agent: NodeAgent | None = None  # None for an existing cluster
     control_plane: ControlPlane | None = None
 
     def kubectl(
@@ -43,9 +44,7 @@ def _existing_kubectl() -> Path:
         return Path(bins) / "kubectl"
     if found := shutil.which("kubectl"):
         return Path(found)
-    from .binaries import bin_dir  # build (or reuse) the one from tests/controlplane
-
-    return bin_dir() / "kubectl"
+    return bin_dir() / "kubectl"  # build (or reuse) the one from tests/controlplane
 
 
 @contextmanager
@@ -54,7 +53,5 @@ def cluster(**agent_options: Any) -> Iterator[Cluster]:
     if existing := os.environ.get(KUBECONFIG_ENV):
         yield Cluster(Path(existing), _existing_kubectl())
         return
-    from .node_agent import NodeAgent  # needs the kubernetes client; only for a local cluster
-
     with ControlPlane() as cp, NodeAgent(cp.kubeconfig, **agent_options) as agent:
         yield Cluster(cp.kubeconfig, cp.kubectl_bin, agent, cp)

@@ -17,9 +17,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,19 +25,24 @@ from types import TracebackType
 from typing import Any
 
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .pod_env import POD_IP
 from .pod_runner import PodRun
 from .pod_status import condition, now
+from .workdirs import make_workdir, remove_workdir
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "4"}
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
-KEEP_ENV = "KUBENAS_KEEP_CLUSTER_DIR"
-TERMINAL = ("Succeeded", "Failed")
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+
+
+def _json(response: Any) -> Any:
+    """The body of a ``_preload_content=False`` response (raw JSON, no model round trip)."""
+    return json.loads(response.data)
 
 
 class NodeAgent:
@@ -60,12 +63,14 @@ class NodeAgent:
         self.labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})}
         self.max_grace = max_grace  # cap on a deleted pod's termination grace period
         self.heartbeat = heartbeat
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"kubenas-{name}-"))
+        self.workdir = make_workdir(f"kubenas-agent-{name}-")
         self.env = self._base_env(env or {})
+        self._since = now()  # the node's conditions never change
         self._api = config.new_client_from_config(config_file=str(kubeconfig))
         self._api.configuration.connection_pool_maxsize = 32
         self._core = client.CoreV1Api(self._api)
-        self._runs: dict[str, PodRun] = {}  # by pod uid
+        self._runs: dict[str, PodRun] = {}  # by pod uid, while the pod exists
+        self._dirs: dict[str, Path] = {}  # "namespace/name" -> dir of its latest run, kept
         self._deleting: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,7 +91,11 @@ class NodeAgent:
 
     def start(self) -> NodeAgent:
         """Register the Node (Ready) and start watching for pods bound to it."""
-        self._register()
+        try:
+            self._register()
+        except BaseException:
+            self.stop()
+            raise
         for t in self._threads:
             t.start()
         return self
@@ -98,18 +107,18 @@ class NodeAgent:
             if t.is_alive():
                 t.join(15)
         with self._lock:
-            runs = list(self._runs.values())
-        for run in runs:
-            run.kill(grace=1.0)
+            killers = [threading.Thread(target=run.kill, args=(1.0,)) for run in self._runs.values()]
+        for t in killers:
+            t.start()
+        for t in killers:
+            t.join()
         self._api.close()
-        if not os.environ.get(KEEP_ENV):
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_workdir(self.workdir)
 
     def pod_dir(self, namespace: str, name: str) -> Path | None:
         """The local dir of the newest run of pod ``namespace/name`` (None if never run here)."""
         with self._lock:
-            dirs = [r.dir for r in self._runs.values() if r.key == f"{namespace}/{name}"]
-        return dirs[-1] if dirs else None
+            return self._dirs.get(f"{namespace}/{name}")
 
     def logs(self, namespace: str, name: str) -> dict[str, str]:
         """stdout+stderr of each container of a pod that ran here, by container name."""
@@ -129,12 +138,12 @@ class NodeAgent:
         return {**env, **extra}
 
     def _node_status(self) -> Json:
-        ready = condition("Ready", True, "KubeletReady")
-        ready["lastHeartbeatTime"] = now()
-        conditions = [ready] + [
-            {**condition(kind, False, f"KubeletHasNo{kind}"), "lastHeartbeatTime": now()}
+        conditions = [condition("Ready", True, "KubeletReady")] + [
+            condition(kind, False, f"KubeletHasNo{kind}")
             for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
         ]
+        for c in conditions:
+            c.update(lastTransitionTime=self._since, lastHeartbeatTime=now())
         return {
             "status": {
                 "capacity": self.capacity,
@@ -162,7 +171,11 @@ class NodeAgent:
         }
 
     def _register(self) -> None:
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": self.labels}}
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.name, "labels": self.labels},
+        }
         try:
             self._core.create_node(body, _preload_content=False)
         except ApiException as e:
@@ -170,6 +183,11 @@ class NodeAgent:
                 raise
             self._core.patch_node(self.name, {"metadata": {"labels": self.labels}}, _preload_content=False)
         self._core.patch_node_status(self.name, self._node_status(), _preload_content=False)
+        # Admission taints new nodes not-ready; the node-lifecycle controller (not run here: it
+        # would want Lease heartbeats) lifts that once the node is Ready, so do it ourselves.
+        node = _json(self._core.read_node(self.name, _preload_content=False))
+        taints = [t for t in node["spec"].get("taints", []) if t["key"] != NOT_READY_TAINT]
+        self._core.patch_node(self.name, {"spec": {"taints": taints}}, _preload_content=False)
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat):
@@ -197,23 +215,28 @@ class NodeAgent:
                 )
                 for event in stream:
                     obj = event["raw_object"]
-                    if event["type"] == "ERROR":  # e.g. 410 Gone: resource version too old
-                        version = ""
-                        break
+                    if event["type"] == "ERROR":
+                        raise RuntimeError(f"watch error: {obj}")
                     version = obj["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
                         self._handle(event["type"], obj)
                     if self._stop.is_set():
                         break
+            except ApiException as e:
+                if e.status != 410:  # 410 Gone (history compacted): just re-list
+                    self._watch_failed(e)
+                version = ""
             except Exception as e:
-                if not self._stop.is_set():
-                    log.warning("node %s: pod watch failed, re-listing: %s", self.name, e)
-                    version = ""
-                    self._stop.wait(1.0)
+                self._watch_failed(e)
+                version = ""
+
+    def _watch_failed(self, error: Exception) -> None:
+        if not self._stop.is_set():
+            log.warning("node %s: pod watch failed, re-listing: %s", self.name, error)
+            self._stop.wait(1.0)
 
     def _relist(self, selector: str) -> str:
-        resp = self._core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False)
-        pods = json.loads(resp.data)
+        pods = _json(self._core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False))
         uids = set()
         for pod in pods["items"]:
             uids.add(pod["metadata"]["uid"])
@@ -243,6 +266,7 @@ class NodeAgent:
                 return  # already running here, or finished / started by an earlier agent
             run = PodRun(pod, self.workdir, self.env, lambda body: self._patch_status(pod, body))
             self._runs[uid] = run
+            self._dirs[run.key] = run.dir
         run.start()
 
     def _finish_deletion(self, pod: Json, run: PodRun | None) -> None:

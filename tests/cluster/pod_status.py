@@ -62,8 +62,7 @@ def running(pod: Json, started_at: str) -> Json:
                 condition("PodReadyToStartContainers", True),
                 condition("Initialized", True),
                 condition("ContainersReady", True),
-                condition("Ready", True),
-                condition("PodScheduled", True),
+                condition("Ready", True),  # PodScheduled: already set by the scheduler's binding
             ],
             "containerStatuses": [
                 _container(c, uid, {"running": {"startedAt": started_at}}, True)

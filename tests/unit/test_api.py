@@ -91,6 +91,9 @@ def test_crd_schema_is_structural() -> None:
         assert "$ref" not in node and "anyOf" not in node and "allOf" not in node, path
         if not node.get("x-kubernetes-int-or-string"):
             assert "type" in node, f"untyped node at {path}"
+        for bound in ("minimum", "maximum"):
+            value = node.get(bound)
+            assert value is None or type(value) in (int, float), f"{path}.{bound} is {value!r}"
         for key, child in (node.get("properties") or {}).items():  # type: ignore[attr-defined]
             walk(child, f"{path}.{key}")
         for key in ("items", "additionalProperties"):

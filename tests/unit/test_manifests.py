@@ -42,7 +42,7 @@ def test_job_carries_the_trial_spec_resources_and_placement() -> None:
     assert job["metadata"]["ownerReferences"][0]["kind"] == "NASTrial"
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}  # quantities are strings
     env = {e["name"]: e["value"] for e in container["env"]}
     assert json.loads(env["KUBENAS_TRIAL_SPEC"])["candidate"] == CANDIDATE.to_dict()
     assert env["A"] == "1"

@@ -42,21 +42,30 @@ def structural_schema(model: type[BaseModel], description: str) -> dict[str, Any
     return out
 
 
-def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _inline(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Resolve $ref, single allOf and nullable anyOf into one plain (still unconverted) node."""
     node = dict(node)
-    if "$ref" in node:
-        target = defs[node.pop("$ref").split("/")[-1]]
-        node = {**target, **node}
-    if "allOf" in node and len(node["allOf"]) == 1:
-        node = {**_convert(node.pop("allOf")[0], defs), **node}
-    if "anyOf" in node:
-        branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
-        if {b.get("type") for b in branches} == {"integer", "string"}:
-            node["x-kubernetes-int-or-string"] = True
-        elif len(branches) == 1:
-            node = {**_convert(branches[0], defs), **node}
+    while True:
+        if "$ref" in node:
+            node = {**defs[node.pop("$ref").split("/")[-1]], **node}
+        elif "allOf" in node and len(node["allOf"]) == 1:
+            node = {**node.pop("allOf")[0], **node}
+        elif "anyOf" in node:
+            branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+            if {b.get("type") for b in branches} == {"integer", "string"}:
+                del node["anyOf"]
+                node["x-kubernetes-int-or-string"] = True
+            elif len(branches) == 1:
+                del node["anyOf"]
+                node = {**branches[0], **node}
+            else:
+                raise ValueError(f"cannot express union in a structural schema: {branches}")
         else:
-            raise ValueError(f"cannot express union in a structural schema: {branches}")
+            return node
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    node = _inline(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "exclusiveMinimum" in node:

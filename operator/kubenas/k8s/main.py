@@ -31,6 +31,9 @@ def run_operator(namespaces: list[str], interval: float, verbose: bool, liveness
     )
     load_config()
     registry = kopf.OperatorRegistry()
+    # A fresh registry has none of kopf's default login handlers: log in as the kubernetes client does
+    # (in-cluster service account, else $KUBECONFIG).
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     register(registry, KubeApi(), interval)
     kopf.run(
         registry=registry,

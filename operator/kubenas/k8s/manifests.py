@@ -62,7 +62,10 @@ def trial_job(
             {"name": "KUBENAS_TRIAL_SPEC", "value": trial.model_dump_json(by_alias=True)},
             *({"name": e.name, "value": e.value} for e in template.env),
         ],
-        "resources": template.resources.to_dict(),
+        "resources": {
+            "requests": {k: str(v) for k, v in template.resources.requests.items()},
+            "limits": {k: str(v) for k, v in template.resources.limits.items()},
+        },
         "terminationMessagePath": "/dev/termination-log",
         # If the trainer dies before reporting (e.g. OOM-killed), the log tail becomes the message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
