@@ -26,6 +26,9 @@ def experiment(name: str, max_trials: int, parallel: int, epochs: int, **spec: A
     doc["spec"]["objective"].pop("target")
     doc["spec"]["budget"] = {"maxTrials": max_trials, "parallelTrials": parallel, "maxFailedTrials": 0}
     doc["spec"]["training"]["epochs"] = epochs
+    # Two trials share the test machine's cores: one thread each, as a user would on a small node.
+    threads = [{"name": "KUBENAS_NUM_THREADS", "value": "1"}, {"name": "OMP_NUM_THREADS", "value": "1"}]
+    doc["spec"]["trialTemplate"]["env"] = threads
     doc["spec"].update(spec)
     return doc
 
