@@ -26,6 +26,8 @@ SPEC = {
 SETTINGS: dict[str, dict[str, object]] = {
     "evolution": {"populationSize": 5, "sampleSize": 2, "crossoverProbability": 0.5},
     "tpe": {"nStartupTrials": 4},
+    "gp": {"nStartupTrials": 4, "candidates": 64},
+    "cmaes": {"populationSize": 4},
 }
 
 

@@ -174,12 +174,11 @@ def unit_vector(space: ParamSpace, point: Mapping[str, Value], fill: float = 0.5
 
 
 def _unit(param: Param, value: Value | None, fill: float) -> float:
-    if value is None:
+    if value is None or (isinstance(param, Categorical) and value not in param.choices):
         return fill
     if isinstance(param, Categorical):
         return (param.choices.index(value) + 0.5) / len(param.choices)
-    assert not isinstance(value, str)
-    return to_unit(param, value)
+    return fill if isinstance(value, str) else to_unit(param, value)
 
 
 def from_unit_vector(space: ParamSpace, x: Sequence[float]) -> Point:
