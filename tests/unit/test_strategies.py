@@ -216,6 +216,8 @@ def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
             {"nStartupTrials": -1},
             r"settings.nStartupTrials: .*greater than or equal to 0",
         ),
+        ("cmaes", {"sigma0": 0}, r"settings.sigma0: .*greater than 0"),
+        ("gp", {"candidates": 3}, r"settings.candidates: .*greater than or equal to 16"),
     ],
 )
 def test_bad_settings_name_the_setting_and_the_rule(
