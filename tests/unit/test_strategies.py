@@ -226,3 +226,13 @@ def test_bad_settings_name_the_setting_and_the_rule(
     spec = NASExperimentSpec.model_validate({"strategy": {"name": name, "settings": settings}})
     with pytest.raises(SpecError, match=message):
         make_strategy(spec)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_non_finite_objective_values_count_as_failures(name: str) -> None:
+    spec = spec_for(name)
+    history, _ = run(spec, 12)
+    poisoned = [replace(t, metrics={"accuracy": float("nan")}) if t.index % 2 else t for t in history]
+    proposed = make_strategy(spec).ask(poisoned, 3)
+    assert len(proposed) == 3
+    assert [c.key() for c in make_strategy(spec).ask(poisoned, 3)] == [c.key() for c in proposed]

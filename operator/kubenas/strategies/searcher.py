@@ -7,6 +7,7 @@ The benchmarks drive searchers directly on their own ParamSpace.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,9 +67,10 @@ class RandomSearcher(Searcher):
 
 
 def score_of(trial: TrialRecord, objective: Objective) -> float | None:
-    """The trial's objective value, signed so that higher is better; None unless it succeeded."""
+    """The trial's objective value, signed so that higher is better; None unless it succeeded with a
+    finite value (a NaN or infinite metric counts as a failure, not as a score)."""
     value = trial.metrics.get(objective.metric) if trial.phase is TrialPhase.SUCCEEDED else None
-    if value is None:
+    if value is None or not math.isfinite(value):
         return None
     return float(value) if objective.goal is Direction.MAXIMIZE else -float(value)
 
