@@ -92,7 +92,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/nas_bench_graph.json"))
+    parser.add_argument("--report", type=Path, help="only print the tables of a saved --output file")
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        a = saved["args"]
+        print(
+            markdown(
+                saved["regret"],
+                a["strategies"],
+                a["datasets"],
+                a["evaluations"],
+                a["seeds"],
+                saved.get("seconds", {}),
+            )
+        )
+        return
 
     make = searchers()
     results: dict[str, dict[str, list[list[list[float]]]]] = {}
@@ -113,7 +128,12 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"args": vars(args) | {"output": str(args.output)}, "regret": results}))
+    saved = {
+        "args": vars(args) | {"output": str(args.output), "report": None},
+        "regret": results,
+        "seconds": seconds,
+    }
+    args.output.write_text(json.dumps(saved))
     print()
     print(markdown(results, args.strategies, args.datasets, args.evaluations, args.seeds, seconds))
 
@@ -127,10 +147,11 @@ def markdown(
     seconds: dict[str, float],
 ) -> str:
     """Final regrets (pp), mean ± std over seeds, and the difference of means to random search."""
-    head = " | ".join(f"{d} | Δ" for d in datasets)
+    head = " | ".join(f"{d} | Δ ± s.e." for d in datasets)
     lines = [
         f"Regret in percentage points after {evaluations} evaluations, mean ± std over {seeds} seeds;",
-        "Δ: mean regret minus random search's (negative is better); seconds: CPU time of all its runs.",
+        "Δ: mean regret minus random search's (negative is better) ± its standard error;",
+        "seconds: wall time of all its runs on a shared 2-core machine.",
     ]
     for column, label in ((0, "test regret"), (1, "validation regret")):
         lines += ["", f"{label}:", "", f"| strategy | {head} | mean Δ | seconds |"]
@@ -139,12 +160,16 @@ def markdown(
             cells, deltas = [], []
             for dataset in datasets:
                 final = np.array([c[-1][column] for c in results[dataset][name]])
-                runs = results[dataset].get("random", results[dataset][name])
-                delta = final.mean() - np.mean([c[-1][column] for c in runs])
+                base = np.array(
+                    [c[-1][column] for c in results[dataset].get("random", results[dataset][name])]
+                )
+                delta = final.mean() - base.mean()
+                se = np.sqrt(final.var(ddof=1) / len(final) + base.var(ddof=1) / len(base))
                 deltas.append(delta)
-                cells.append(f"{final.mean():.3f} ± {final.std(ddof=1):.3f} | {delta:+.3f}")
-            mean_delta, cpu = np.mean(deltas), seconds.get(name, 0.0)
-            lines.append(f"| {name} | {' | '.join(cells)} | {mean_delta:+.3f} | {cpu:.0f} |")
+                cells.append(f"{final.mean():.3f} ± {final.std(ddof=1):.3f} | {delta:+.3f} ± {se:.3f}")
+            mean_delta, wall = np.mean(deltas), seconds.get(name)
+            timing = f"{wall:.0f}" if wall is not None else "-"
+            lines.append(f"| {name} | {' | '.join(cells)} | {mean_delta:+.3f} | {timing} |")
     return "\n".join(lines)
 
 
