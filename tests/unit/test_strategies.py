@@ -28,6 +28,7 @@ SETTINGS: dict[str, dict[str, object]] = {
     "tpe": {"nStartupTrials": 4},
     "gp": {"nStartupTrials": 4, "candidates": 64},
     "cmaes": {"populationSize": 4},
+    "nsga2": {"populationSize": 4},
 }
 
 
@@ -40,6 +41,10 @@ def spec_for(name: str, seed: int = 3, space: dict[str, object] | None = None) -
 
 def synthetic(candidate: Candidate) -> float:
     return sum(layer.units for layer in candidate.architecture.layers) / 256
+
+
+def cost(candidate: Candidate) -> float:
+    return len(candidate.architecture.layers) + candidate.hyperparameters.batch_size / 32
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialR
         if running and (len(running) >= parallel or len(history) >= n or exhausted):
             oldest = running[0]
             phase = TrialPhase.FAILED if oldest.index % 5 == 4 else TrialPhase.SUCCEEDED
-            metrics = {"accuracy": synthetic(oldest.candidate)} if phase is TrialPhase.SUCCEEDED else {}
+            metrics = {"accuracy": synthetic(oldest.candidate), "trainingSeconds": cost(oldest.candidate)}
+            metrics = metrics if phase is TrialPhase.SUCCEEDED else {}
             history[oldest.index] = replace(oldest, phase=phase, metrics=metrics)
             continue
         room = min(parallel - len(running), n - len(history))
@@ -217,6 +223,16 @@ def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
             r"settings.nStartupTrials: .*greater than or equal to 0",
         ),
         ("cmaes", {"sigma0": 0}, r"settings.sigma0: .*greater than 0"),
+        (
+            "nsga2",
+            {"objectives": [{"metric": "accuracy"}]},
+            r"spec.strategy.settings: objectives must name two or more different metrics",
+        ),
+        (
+            "nsga2",
+            {"objectives": [{"metric": "acc"}]},
+            r"settings.objectives\[0\].metric: unknown metric 'acc'",
+        ),
         ("gp", {"candidates": 3}, r"settings.candidates: .*greater than or equal to 16"),
     ],
 )
