@@ -10,14 +10,17 @@ own trial records, which kubenas trials do not carry, hence the direct use of th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from cmaes import CMA
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
 from kubenas.space.params import Point, from_unit_vector, unit_vector
 from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, derived_seed
+
+if TYPE_CHECKING:
+    from cmaes import CMA
 
 
 class CMAESSettings(CamelModel):
@@ -31,6 +34,8 @@ class CMAESSearcher(Searcher):
     Settings = CMAESSettings
 
     def optimizer(self, observations: Sequence[Observation], seed: int) -> CMA:
+        from cmaes import CMA  # imported late: it pulls in scipy (seconds of start-up)
+
         settings = self.settings
         assert isinstance(settings, CMAESSettings)
         dims = max(2, len(self.space.params))

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import optuna
 from kubenas_trainer.spec import CamelModel
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
-from optuna.trial import TrialState
 from pydantic import Field
 
 from kubenas.space.params import Categorical, Integer, Param, ParamSpace, Point, Value
 from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, derived_seed
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+if TYPE_CHECKING:  # optuna is imported when first used: it takes a second to import
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 
 class TPESettings(CamelModel):
@@ -34,6 +29,8 @@ class TPESettings(CamelModel):
 
 
 def distribution(param: Param) -> BaseDistribution:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     if isinstance(param, Categorical):
         return CategoricalDistribution(param.choices)
     if isinstance(param, Integer):
@@ -63,6 +60,10 @@ def suggest(trial: optuna.Trial, space: ParamSpace) -> Point:
 
 def study_from(space: ParamSpace, observations: Sequence[Observation]) -> optuna.Study:
     """A maximising in-memory study holding the observations that lie in the space."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     for obs in sorted(observations, key=lambda o: o.index):
         if not space.contains(obs.point):
@@ -88,6 +89,8 @@ class OptunaSearcher(Searcher):
         raise NotImplementedError
 
     def propose(self, observations: Sequence[Observation], start: int, count: int) -> list[Point]:
+        import optuna
+
         study = study_from(self.space, observations)
         out = []
         with warnings.catch_warnings():
@@ -102,6 +105,8 @@ class TPESearcher(OptunaSearcher):
     Settings = TPESettings
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        import optuna
+
         settings = self.settings
         assert isinstance(settings, TPESettings)
         with warnings.catch_warnings():
