@@ -1,10 +1,14 @@
 """Conformance tests every registered strategy must pass."""
 
+from dataclasses import dataclass, replace
+
 import pytest
-from kubenas.api import NASExperimentSpec, TrialPhase
+from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, TrialPhase
 from kubenas.api.errors import SpecError
+from kubenas.engine import plan
 from kubenas.strategies import STRATEGIES, make_strategy
 from kubenas.trials import TrialRecord, trial_name, trial_seed
+from kubenas_trainer.spec import Candidate
 
 SPEC = {
     "searchSpace": {
@@ -18,66 +22,164 @@ SPEC = {
     },
     "budget": {"maxTrials": 20, "parallelTrials": 4},
 }
+# Small settings so the model-based strategies leave their random start within the tests' budgets.
+SETTINGS: dict[str, dict[str, object]] = {
+    "evolution": {"populationSize": 5, "sampleSize": 2, "crossoverProbability": 0.5},
+    "tpe": {"nStartupTrials": 4},
+    "gp": {"nStartupTrials": 4, "candidates": 64},
+    "cmaes": {"populationSize": 4},
+    "nsga2": {"populationSize": 4},
+}
 
 
-def spec_for(name: str, seed: int = 3) -> NASExperimentSpec:
-    return NASExperimentSpec.model_validate({**SPEC, "strategy": {"name": name, "seed": seed}})
+def spec_for(name: str, seed: int = 3, space: dict[str, object] | None = None) -> NASExperimentSpec:
+    strategy = {"name": name, "seed": seed, "settings": SETTINGS.get(name, {})}
+    return NASExperimentSpec.model_validate(
+        {**SPEC, "searchSpace": space or SPEC["searchSpace"], "strategy": strategy}
+    )
 
 
-def history_of(spec: NASExperimentSpec, n: int) -> list[TrialRecord]:
-    """Run the strategy for n trials, scoring each with a synthetic objective."""
+def synthetic(candidate: Candidate) -> float:
+    return sum(layer.units for layer in candidate.architecture.layers) / 256
+
+
+def cost(candidate: Candidate) -> float:
+    return len(candidate.architecture.layers) + candidate.hyperparameters.batch_size / 32
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One call the controller made: what the strategy saw and what it proposed."""
+
+    history: list[TrialRecord]
+    count: int
+    proposed: list[str]
+
+
+def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialRecord], list[Ask]]:
+    """Simulate an asynchronous experiment: up to `parallel` trials run; each step the oldest running
+    one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials."""
     strategy = make_strategy(spec)
     history: list[TrialRecord] = []
-    while len(history) < n:
-        for candidate in strategy.ask(history, min(3, n - len(history))):
+    asks: list[Ask] = []
+    exhausted = False
+    while True:
+        running = [t for t in history if t.phase is TrialPhase.PENDING]
+        if running and (len(running) >= parallel or len(history) >= n or exhausted):
+            oldest = running[0]
+            phase = TrialPhase.FAILED if oldest.index % 5 == 4 else TrialPhase.SUCCEEDED
+            metrics = {"accuracy": synthetic(oldest.candidate), "trainingSeconds": cost(oldest.candidate)}
+            metrics = metrics if phase is TrialPhase.SUCCEEDED else {}
+            history[oldest.index] = replace(oldest, phase=phase, metrics=metrics)
+            continue
+        room = min(parallel - len(running), n - len(history))
+        if room <= 0 or exhausted:
+            return history, asks
+        proposed = strategy.ask(list(history), room)
+        asks.append(Ask(list(history), room, [c.key() for c in proposed]))
+        exhausted = len(proposed) < room
+        for candidate in proposed:
             index = len(history)
-            score = sum(layer.units for layer in candidate.architecture.layers) / 256
-            history.append(
-                TrialRecord(
-                    trial_name("x", index),
-                    index,
-                    trial_seed(spec.strategy.seed, index),
-                    candidate,
-                    TrialPhase.SUCCEEDED,
-                    {"accuracy": score},
-                )
-            )
-    return history
+            name = trial_name("x", index)
+            history.append(TrialRecord(name, index, trial_seed(spec.strategy.seed, index), candidate))
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_candidates_lie_in_the_space(name: str) -> None:
-    space = spec_for(name).search_space
-    for trial in history_of(spec_for(name), 12):
+    spec = spec_for(name)
+    history, _ = run(spec, 16)
+    assert len(history) == 16
+    for trial in history:
         layers = trial.candidate.architecture.layers
         assert 1 <= len(layers) <= 4
         assert all(8 <= layer.units <= 64 and layer.activation in ("relu", "tanh") for layer in layers)
         assert all(0 <= layer.dropout <= 0.5 for layer in layers)
         assert trial.candidate.hyperparameters.batch_size in (16, 32)
-        assert trial.candidate.hyperparameters.optimizer in space.hyperparameters.optimizers
+        assert trial.candidate.hyperparameters.optimizer in spec.search_space.hyperparameters.optimizers
+        assert 1e-4 <= trial.candidate.hyperparameters.learning_rate <= 1e-1
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_same_seed_same_sequence_other_seed_other_sequence(name: str) -> None:
-    keys = [t.candidate.key() for t in history_of(spec_for(name, seed=5), 8)]
-    assert keys == [t.candidate.key() for t in history_of(spec_for(name, seed=5), 8)]
-    assert keys != [t.candidate.key() for t in history_of(spec_for(name, seed=6), 8)]
+    keys = [t.candidate.key() for t in run(spec_for(name, seed=5), 12)[0]]
+    assert keys == [t.candidate.key() for t in run(spec_for(name, seed=5), 12)[0]]
+    assert keys != [t.candidate.key() for t in run(spec_for(name, seed=6), 12)[0]]
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_restart_from_recorded_history_continues_identically(name: str) -> None:
-    spec = spec_for(name)
-    full = history_of(spec, 10)
-    restarted = make_strategy(spec)  # a fresh object, as after an operator restart
-    proposed = restarted.ask(full[:6], 4)
-    assert [c.key() for c in proposed] == [t.candidate.key() for t in full[6:10]]
+    """A fresh strategy (as after an operator restart) given the history of any past call, pending
+    trials included, proposes exactly what the running one did."""
+    _, asks = run(spec_for(name), 16)
+    assert len(asks) > 5
+    for ask in asks:
+        restarted = make_strategy(spec_for(name))
+        assert [c.key() for c in restarted.ask(ask.history, ask.count)] == ask.proposed
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_ask_respects_the_count(name: str) -> None:
     strategy = make_strategy(spec_for(name))
-    assert len(strategy.ask([], 3)) <= 3
-    assert strategy.ask([], 0) == []
+    history, _ = run(spec_for(name), 8)
+    assert strategy.ask(history, 0) == []
+    for count in (1, 3):
+        assert len(strategy.ask(history, count)) == count  # the test space is far from exhausted
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_budget_is_respected_through_the_controller(name: str) -> None:
+    """Driving plan() to the end never creates more than maxTrials nor runs more than parallelTrials."""
+    spec = spec_for(name).model_copy(
+        update={"budget": spec_for(name).budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
+    )
+    trials: list[TrialRecord] = []
+    status = NASExperimentStatus()
+    for _ in range(100):
+        step = plan("x", spec, trials, status, 1, "2026-01-01T00:00:00Z")
+        status = step.status
+        if step.finished:
+            break
+        trials += [TrialRecord(t.name, t.index, t.seed, t.candidate) for t in step.launch if t.new]
+        assert len(trials) <= 9
+        assert sum(not t.phase.finished for t in trials) <= 4
+        first = next(t for t in trials if not t.phase.finished)
+        trials[first.index] = replace(first, phase=TrialPhase.SUCCEEDED, metrics={"accuracy": 0.5})
+    assert status.phase is ExperimentPhase.SUCCEEDED and len(trials) == 9
+
+
+def test_grid_proposes_every_point_once_then_is_exhausted() -> None:
+    space = {
+        "layers": {"count": {"values": [1, 2]}, "units": {"values": [8, 16]}, "activations": ["relu"]},
+        "hyperparameters": {"learningRate": {"values": [0.01]}, "batchSize": {"values": [16, 32]}},
+    }
+    spec = spec_for("grid", space=space)
+    history, asks = run(spec, 100)
+    keys = [t.candidate.key() for t in history]
+    assert len(keys) == len(set(keys)) == (2 + 2 * 2) * 2  # (1 layer: 2 widths + 2 layers: 2x2) x 2 batch
+    assert len(asks[-1].proposed) < asks[-1].count
+    step = plan("x", spec, history, NASExperimentStatus(), 1, "2026-01-01T00:00:00Z")
+    assert step.finished and step.status.conditions[-1].reason == "SearchSpaceExhausted"
+
+
+def test_grid_cuts_ranges_into_points_per_range() -> None:
+    space = {
+        "layers": {
+            "count": {"values": [1]},
+            "units": {"min": 8, "max": 64, "log": True},
+            "activations": ["relu", "tanh"],
+            "dropout": {"min": 0, "max": 0.5},
+        },
+        "hyperparameters": {"optimizers": ["adam", "sgd"], "batchSize": {"values": [16, 32]}},
+    }
+    spec = spec_for("grid", space=space)
+    spec = spec.model_copy(
+        update={"strategy": spec.strategy.model_copy(update={"settings": {"pointsPerRange": 2}})}
+    )
+    history, _ = run(spec, 100)
+    learning_rates = {t.candidate.hyperparameters.learning_rate for t in history}
+    assert learning_rates == {1e-4, 1e-1}
+    assert {t.candidate.architecture.layers[0].units for t in history} == {8, 64}
+    assert len(history) == 2**6  # two points each: units, activation, dropout, rate, optimizer, batch
 
 
 def test_unknown_strategy_is_named() -> None:
@@ -86,11 +188,67 @@ def test_unknown_strategy_is_named() -> None:
         make_strategy(spec)
 
 
-def test_random_rejects_settings_it_does_not_know() -> None:
-    spec = NASExperimentSpec.model_validate(
-        {"strategy": {"name": "random", "settings": {"populationSize": 3}}}
-    )
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
+    spec = NASExperimentSpec.model_validate({"strategy": {"name": name, "settings": {"populationSze": 3}}})
     with pytest.raises(
-        SpecError, match=r"spec.strategy.settings.populationSize: Extra inputs are not permitted"
+        SpecError, match=r"spec.strategy.settings.populationSze: Extra inputs are not permitted"
     ):
         make_strategy(spec)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        (
+            "evolution",
+            {"populationSize": 4, "sampleSize": 5},
+            r"spec.strategy.settings: sampleSize must be <= populationSize "
+            r"\(sampleSize=5, populationSize=4\)",
+        ),
+        (
+            "evolution",
+            {"populationSize": 1},
+            r"settings.populationSize: .*greater than or equal to 2",
+        ),
+        ("reinforce", {"baselineDecay": 1.0}, r"spec.strategy.settings.baselineDecay: .*less than 1"),
+        (
+            "grid",
+            {"pointsPerRange": 1},
+            r"settings.pointsPerRange: .*greater than or equal to 2",
+        ),
+        (
+            "tpe",
+            {"nStartupTrials": -1},
+            r"settings.nStartupTrials: .*greater than or equal to 0",
+        ),
+        ("cmaes", {"sigma0": 0}, r"settings.sigma0: .*greater than 0"),
+        (
+            "nsga2",
+            {"objectives": [{"metric": "accuracy"}]},
+            r"spec.strategy.settings: objectives must name two or more different metrics",
+        ),
+        (
+            "nsga2",
+            {"objectives": [{"metric": "acc"}]},
+            r"settings.objectives\[0\].metric: unknown metric 'acc'",
+        ),
+        ("gp", {"candidates": 3}, r"settings.candidates: .*greater than or equal to 16"),
+    ],
+)
+def test_bad_settings_name_the_setting_and_the_rule(
+    name: str, settings: dict[str, object], message: str
+) -> None:
+    spec = NASExperimentSpec.model_validate({"strategy": {"name": name, "settings": settings}})
+    with pytest.raises(SpecError, match=message):
+        make_strategy(spec)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_non_finite_objective_values_count_as_failures(name: str) -> None:
+    spec = spec_for(name)
+    history, _ = run(spec, 12)
+    poisoned = [replace(t, metrics={"accuracy": float("nan")}) if t.index % 2 else t for t in history]
+    proposed = make_strategy(spec).ask(poisoned, 3)
+    assert len(proposed) == 3
+    assert [c.key() for c in make_strategy(spec).ask(poisoned, 3)] == [c.key() for c in proposed]

@@ -5,9 +5,19 @@ from __future__ import annotations
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.strategies.base import Strategy
+from kubenas.strategies.cmaes import CMAES
+from kubenas.strategies.evolution import Evolution
+from kubenas.strategies.gp import GaussianProcess
+from kubenas.strategies.grid import GridSearch
+from kubenas.strategies.nsga2 import NSGA2
 from kubenas.strategies.random_search import RandomSearch
+from kubenas.strategies.reinforce import Reinforce
+from kubenas.strategies.tpe import TPE
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch,)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (RandomSearch, GridSearch, Evolution, Reinforce, TPE, CMAES, GaussianProcess, NSGA2)
+}
 
 
 def make_strategy(spec: NASExperimentSpec) -> Strategy:
