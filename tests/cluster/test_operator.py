@@ -179,3 +179,31 @@ def test_invalid_spec_is_reported_and_the_operator_keeps_serving(
             if t["spec"]["experiment"] == "broken"
         ]
         assert operator.process is not None and operator.process.poll() is None
+
+
+def test_identical_candidate_reuses_the_result_without_a_job(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    one_point = {
+        "layers": {"count": {"values": [1]}, "units": {"values": [16]}, "activations": ["relu"]},
+        "hyperparameters": {
+            "learningRate": {"values": [0.01]},
+            "optimizers": ["adam"],
+            "batchSize": {"values": [64]},
+        },
+    }
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, experiment("same", 3, 1, 2, searchSpace=one_point))
+        done = wait_for(
+            lambda: finished(kube, namespace, "same"),
+            240,
+            "the experiment to finish",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+    assert done["status"]["phase"] == "Succeeded" and done["status"]["progress"] == "3/3"
+    trials = {t["metadata"]["name"]: t for t in get_json(kube, "nastrials", "-n", namespace)["items"]}
+    jobs = [j["metadata"]["name"] for j in get_json(kube, "jobs", "-n", namespace)["items"]]
+    assert sorted(trials) == ["same-0", "same-1", "same-2"] and jobs == ["same-0"]
+    for name in ("same-1", "same-2"):
+        assert trials[name]["status"]["message"] == "reused the result of same-0 (same candidate)"
+        assert trials[name]["status"]["metrics"] == trials["same-0"]["status"]["metrics"]

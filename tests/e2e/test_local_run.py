@@ -75,3 +75,30 @@ def test_killed_run_resumes_without_repeating_or_losing_a_trial(tmp_path: Path) 
     assert sorted(after) == ["digits-0", "digits-1", "digits-2", "digits-3"]
     assert all(after[name] == spec for name, spec in before.items())  # same candidates, not re-drawn
     assert all(json.loads(p.read_text())["phase"] == "Succeeded" for p in trials_dir.glob("*/status.json"))
+
+
+def test_identical_candidates_train_once(tmp_path: Path) -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    doc["spec"]["searchSpace"] = {
+        "layers": {"count": {"values": [1]}, "units": {"values": [16]}, "activations": ["relu"]},
+        "hyperparameters": {
+            "learningRate": {"values": [0.01]},
+            "optimizers": ["adam"],
+            "batchSize": {"values": [64]},
+        },
+    }
+    doc["spec"]["budget"] = {"maxTrials": 3, "parallelTrials": 1}
+    doc["spec"]["training"]["epochs"] = 2
+    doc["spec"]["objective"].pop("target")
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = kubenas("run", str(path), "--output", str(tmp_path / "runs"))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    trials_dir = tmp_path / "runs" / "digits" / "trials"
+    statuses = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/status.json")}
+    assert sorted(statuses) == ["digits-0", "digits-1", "digits-2"]
+    assert [p.parent.name for p in trials_dir.glob("*/trainer.log")] == ["digits-0"]  # one process ran
+    for name in ("digits-1", "digits-2"):
+        assert statuses[name]["message"] == "reused the result of digits-0 (same candidate)"
+        assert statuses[name]["metrics"] == statuses["digits-0"]["metrics"]

@@ -133,3 +133,39 @@ def test_invalid_spec_status_names_the_problem() -> None:
         "spec.budget.maxTrials: must be >= 1",
         3,
     )
+
+
+ONE_POINT = {
+    "layers": {"count": {"values": [1]}, "units": {"values": [8]}, "activations": ["relu"]},
+    "hyperparameters": {
+        "learningRate": {"values": [0.01]},
+        "optimizers": ["adam"],
+        "batchSize": {"values": [32]},
+    },
+}
+
+
+def test_an_evaluated_candidate_is_reused_not_trained_again() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {"searchSpace": ONE_POINT, "budget": {"maxTrials": 4, "parallelTrials": 2}}
+    )
+    observed = trials(spec, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.RUNNING, None))
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert step.launch == []
+    assert [(r.name, r.index) for r in step.reuse] == [("exp-2", 2)]
+    reused = step.reuse[0].status
+    assert reused.phase is TrialPhase.SUCCEEDED and reused.objective_value == 0.9
+    assert reused.message == "reused the result of exp-0 (same candidate)"
+    assert step.status.trials.created == 3
+
+
+def test_running_or_failed_trials_are_not_reused_and_reuse_can_be_switched_off() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {"searchSpace": ONE_POINT, "budget": {"maxTrials": 4, "parallelTrials": 2}}
+    )
+    running = trials(spec, (TrialPhase.FAILED, None), (TrialPhase.RUNNING, None))
+    assert [t.name for t in plan("exp", spec, running, NASExperimentStatus(), 1, NOW).launch] == ["exp-2"]
+    off = spec.model_copy(update={"strategy": spec.strategy.model_copy(update={"reuse_results": False})})
+    done = trials(off, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.RUNNING, None))
+    step = plan("exp", off, done, NASExperimentStatus(), 1, NOW)
+    assert step.reuse == [] and [t.name for t in step.launch] == ["exp-2"]

@@ -62,6 +62,10 @@ class StrategySpec(CamelModel):
     seed: int = Field(
         default=0, ge=0, le=2**31 - 1, description="Seed: the same seed proposes the same trials."
     )
+    reuse_results: bool = Field(
+        default=True,
+        description="A candidate identical to an evaluated one reuses its result instead of training again.",
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict,
         description="Strategy-specific settings, validated by the strategy.",

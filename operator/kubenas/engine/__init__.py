@@ -1,5 +1,21 @@
 """The pure controller core shared by the operator and the local runner."""
 
-from kubenas.engine.plan import Plan, TrialLaunch, best_trial, invalid_spec_status, objective_value, plan
+from kubenas.engine.plan import (
+    Plan,
+    TrialLaunch,
+    TrialReuse,
+    best_trial,
+    invalid_spec_status,
+    objective_value,
+    plan,
+)
 
-__all__ = ["Plan", "TrialLaunch", "best_trial", "invalid_spec_status", "objective_value", "plan"]
+__all__ = [
+    "Plan",
+    "TrialLaunch",
+    "TrialReuse",
+    "best_trial",
+    "invalid_spec_status",
+    "objective_value",
+    "plan",
+]

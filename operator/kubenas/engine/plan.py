@@ -17,12 +17,14 @@ from kubenas.api.status import (
     Condition,
     ExperimentPhase,
     NASExperimentStatus,
+    NASTrialStatus,
     TrialCounts,
     TrialPhase,
     TrialSummary,
 )
 from kubenas.engine.conditions import set_condition
 from kubenas.strategies import make_strategy
+from kubenas.strategies.reuse import ResultCache
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 
 RECENT_TRIALS = 10
@@ -40,8 +42,20 @@ class TrialLaunch:
 
 
 @dataclass(frozen=True)
+class TrialReuse:
+    """A new trial whose candidate was already evaluated: recorded as finished, never run."""
+
+    name: str
+    index: int
+    seed: int
+    candidate: Candidate
+    status: NASTrialStatus
+
+
+@dataclass(frozen=True)
 class Plan:
     launch: list[TrialLaunch] = field(default_factory=list)
+    reuse: list[TrialReuse] = field(default_factory=list)
     stop: list[str] = field(default_factory=list)
     status: NASExperimentStatus = field(default_factory=NASExperimentStatus)
 
@@ -129,6 +143,7 @@ def plan(
     outcome = _outcome(spec, counts, best, exhausted=False)
 
     launch: list[TrialLaunch] = []
+    reuse: list[TrialReuse] = []
     exhausted = False
     if outcome is None:
         launch = [
@@ -140,22 +155,20 @@ def plan(
         if room > 0:
             proposed = strategy.ask(trials, room)
             exhausted = len(proposed) < room
+            cache = ResultCache(trials if spec.strategy.reuse_results else [])
             first = 1 + max((t.index for t in trials), default=-1)
-            launch += [
-                TrialLaunch(
-                    trial_name(experiment, index),
-                    index,
-                    trial_seed(spec.strategy.seed, index),
-                    candidate,
-                    new=True,
-                )
-                for index, candidate in enumerate(proposed, start=first)
-            ]
-        if exhausted and not launch:
+            for index, candidate in enumerate(proposed, start=first):
+                name, seed = trial_name(experiment, index), trial_seed(spec.strategy.seed, index)
+                hit = cache.lookup(candidate)
+                if hit is None:
+                    launch.append(TrialLaunch(name, index, seed, candidate, new=True))
+                else:
+                    reuse.append(TrialReuse(name, index, seed, candidate, _reused_status(spec, hit, now)))
+        if exhausted and not launch and not reuse:
             outcome = _outcome(spec, counts, best, exhausted=True)
 
     stop = [t.name for t in trials if not t.phase.finished] if outcome is not None else []
-    created = counts.created + sum(item.new for item in launch)
+    created = counts.created + sum(item.new for item in launch) + len(reuse)
     conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
     status = NASExperimentStatus(
         phase=outcome[0] if outcome else ExperimentPhase.RUNNING,
@@ -168,7 +181,19 @@ def plan(
         start_time=previous.start_time or now,
         completion_time=(previous.completion_time or now) if outcome else None,
     )
-    return Plan(launch=launch, stop=stop, status=status)
+    return Plan(launch=launch, reuse=reuse, stop=stop, status=status)
+
+
+def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NASTrialStatus:
+    return NASTrialStatus(
+        phase=TrialPhase.SUCCEEDED,
+        objective_value=source.metrics.get(spec.objective.metric),
+        metrics=source.metrics,
+        epochs=source.epochs,
+        message=f"reused the result of {source.name} (same candidate)",
+        start_time=now,
+        completion_time=now,
+    )
 
 
 def _recent(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialSummary]:

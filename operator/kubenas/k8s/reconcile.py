@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kubenas_trainer.spec import Candidate
+
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
@@ -104,14 +106,13 @@ class Reconciler:
     def _apply(self, body: Obj, spec: NASExperimentSpec, records: list[TrialRecord], step: Plan) -> None:
         meta = body["metadata"]
         namespace, experiment = meta["namespace"], meta["name"]
+        for reuse in step.reuse:
+            nas_spec = _trial_spec(experiment, reuse.index, reuse.seed, reuse.candidate)
+            self.api.create_trial(namespace, nastrial(reuse.name, namespace, meta["uid"], nas_spec))
+            self.api.patch_trial_status(namespace, reuse.name, status_patch(reuse.status))
+            self.event("Normal", "TrialReused", f"{reuse.name}: {reuse.status.message}")
         for launch in step.launch:
-            nas_spec = NASTrialSpec(
-                experiment=experiment,
-                index=launch.index,
-                candidate_key=launch.candidate.key(),
-                seed=launch.seed,
-                candidate=launch.candidate,
-            )
+            nas_spec = _trial_spec(experiment, launch.index, launch.seed, launch.candidate)
             created = self.api.create_trial(
                 namespace, nastrial(launch.name, namespace, meta["uid"], nas_spec)
             )
@@ -135,6 +136,12 @@ class Reconciler:
             if name in by_name:
                 stopped = NASTrialStatus(phase=TrialPhase.STOPPED, message="experiment finished")
                 self.api.patch_trial_status(namespace, name, status_patch(stopped))
+
+
+def _trial_spec(experiment: str, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:
+    return NASTrialSpec(
+        experiment=experiment, index=index, candidate_key=candidate.key(), seed=seed, candidate=candidate
+    )
 
 
 def _outcome(status: NASTrialStatus, spec: NASExperimentSpec) -> str:

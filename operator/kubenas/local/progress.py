@@ -52,7 +52,10 @@ class Progress:
             self._say(f"[{name}] epoch {row['epoch']}/{self.epochs}  {_fmt(row)}")
 
     def finished(self, name: str, status: NASTrialStatus) -> None:
-        detail = _fmt(status.metrics) if status.phase == "Succeeded" else status.message.splitlines()[-1:]
+        if status.phase == "Succeeded":
+            detail = _fmt(status.metrics) + (f"  ({status.message})" if status.message else "")
+        else:
+            detail = (status.message.splitlines() or [""])[-1]
         self._say(f"[{name}] {status.phase.lower():9} {detail}")
 
     def summary(self, status: NASExperimentStatus) -> None:

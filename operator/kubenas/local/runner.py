@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kubenas_trainer.spec import Candidate
+
 from kubenas.api.experiment import NASExperiment
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
 from kubenas.engine import Plan, plan
@@ -61,14 +63,13 @@ class LocalRun:
             self.store.finish_trial(
                 name, NASTrialStatus(phase=TrialPhase.STOPPED, message=step.status.conditions[-1].message)
             )
+        for reuse in step.reuse:
+            self.store.create_trial(reuse.name, self._trial_spec(reuse.index, reuse.seed, reuse.candidate))
+            self.store.finish_trial(reuse.name, reuse.status)
+            self.progress.started(reuse.name, reuse.candidate)
+            self.progress.finished(reuse.name, reuse.status)
         for launch in step.launch:
-            nas_spec = NASTrialSpec(
-                experiment=self.name,
-                index=launch.index,
-                candidate_key=launch.candidate.key(),
-                seed=launch.seed,
-                candidate=launch.candidate,
-            )
+            nas_spec = self._trial_spec(launch.index, launch.seed, launch.candidate)
             self.store.create_trial(launch.name, nas_spec)
             self.launcher.launch(
                 trial_spec(launch.name, nas_spec, self.spec.training), self.store.trial_dir(launch.name)
@@ -76,6 +77,11 @@ class LocalRun:
             self._started[launch.name] = now_iso()
             self.progress.started(launch.name, launch.candidate)
         return step
+
+    def _trial_spec(self, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:
+        return NASTrialSpec(
+            experiment=self.name, index=index, candidate_key=candidate.key(), seed=seed, candidate=candidate
+        )
 
     def _finish(self, exit_: Exit) -> None:
         workdir = self.store.trial_dir(exit_.name)
