@@ -169,3 +169,26 @@ def test_running_or_failed_trials_are_not_reused_and_reuse_can_be_switched_off()
     done = trials(off, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.RUNNING, None))
     step = plan("exp", off, done, NASExperimentStatus(), 1, NOW)
     assert step.reuse == [] and [t.name for t in step.launch] == ["exp-2"]
+
+
+def test_multi_objective_status_lists_the_pareto_front() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {
+            "strategy": {
+                "name": "nsga2",
+                "settings": {"objectives": [{"metric": "accuracy"}, {"metric": "loss"}]},
+            },
+            "budget": {"maxTrials": 4, "parallelTrials": 1},
+        }
+    )
+    observed = trials(spec, *[(TrialPhase.SUCCEEDED, None)] * 3, (TrialPhase.FAILED, None))
+    scores = [(0.9, 0.5), (0.8, 0.2), (0.7, 0.6)]  # exp-2 is dominated by exp-0 (worse on both)
+    observed = [
+        TrialRecord(**{**t.__dict__, "metrics": {"accuracy": a, "loss": loss}})
+        for t, (a, loss) in zip(observed, scores, strict=False)
+    ] + observed[3:]
+    status = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW).status
+    assert status.pareto_front is not None and status.pareto_front_size == 2
+    assert [m.trial for m in status.pareto_front] == ["exp-0", "exp-1"]
+    assert status.pareto_front[1].metrics == {"accuracy": 0.8, "loss": 0.2}
+    assert plan("exp", make_spec(), observed, NASExperimentStatus(), 1, NOW).status.pareto_front is None

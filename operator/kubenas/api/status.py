@@ -54,6 +54,11 @@ class BestTrial(CamelModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
+class ParetoMember(CamelModel):
+    trial: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
 class TrialSummary(CamelModel):
     name: str
     phase: TrialPhase
@@ -66,6 +71,10 @@ class NASExperimentStatus(CamelModel):
     progress: str = Field(default="", description="Finished trials / maxTrials.")
     trials: TrialCounts = TrialCounts()
     best: BestTrial | None = None
+    pareto_front: list[ParetoMember] | None = Field(
+        default=None, description="Multi-objective strategies: the non-dominated trials (at most 20 listed)."
+    )
+    pareto_front_size: int | None = Field(default=None, description="How many trials are non-dominated.")
     recent_trials: list[TrialSummary] = Field(default_factory=list, description="The last few trials.")
     conditions: list[Condition] = Field(default_factory=list)
     start_time: str | None = None

@@ -18,6 +18,7 @@ from kubenas.api.status import (
     ExperimentPhase,
     NASExperimentStatus,
     NASTrialStatus,
+    ParetoMember,
     TrialCounts,
     TrialPhase,
     TrialSummary,
@@ -28,6 +29,7 @@ from kubenas.strategies.reuse import ResultCache
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 
 RECENT_TRIALS = 10
+PARETO_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def plan(
 
     stop = [t.name for t in trials if not t.phase.finished] if outcome is not None else []
     created = counts.created + sum(item.new for item in launch) + len(reuse)
+    front = strategy.pareto_front(trials)
     conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
     status = NASExperimentStatus(
         phase=outcome[0] if outcome else ExperimentPhase.RUNNING,
@@ -176,6 +179,10 @@ def plan(
         progress=f"{counts.succeeded + counts.failed + counts.stopped}/{spec.budget.max_trials}",
         trials=counts.model_copy(update={"created": created}),
         best=best,
+        pareto_front=None
+        if front is None
+        else [ParetoMember(trial=t.name, metrics=t.metrics) for t in front][:PARETO_LISTED],
+        pareto_front_size=None if front is None else len(front),
         recent_trials=_recent(spec, trials),
         conditions=conditions,
         start_time=previous.start_time or now,

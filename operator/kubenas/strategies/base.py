@@ -39,6 +39,10 @@ class Strategy(ABC):
     def ask(self, history: Sequence[TrialRecord], count: int) -> list[Candidate]:
         """Up to count candidates for the trial indices after the history's; fewer means exhausted."""
 
+    def pareto_front(self, history: Sequence[TrialRecord]) -> list[TrialRecord] | None:
+        """The non-dominated trials of a multi-objective strategy; None for a single objective."""
+        return None
+
 
 def next_index(history: Sequence[TrialRecord]) -> int:
     return 1 + max((t.index for t in history), default=-1)

@@ -173,3 +173,7 @@ class NSGA2(Strategy):
         ]
         points = self.algorithm.propose(scored, len(history), next_index(history), count)
         return [self.codec.decode(p) for p in points]
+
+    def pareto_front(self, history: Sequence[TrialRecord]) -> list[TrialRecord]:
+        assert isinstance(self.settings, NSGA2Settings)
+        return pareto_front(history, self.settings.objectives)
