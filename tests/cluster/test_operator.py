@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubenas.api import NASExperiment
+from kubenas.api import NASExperiment, NASTrialSpec, NASTrialStatus
 from kubenas.strategies import make_strategy
+from kubenas.strategies.reuse import warm_start
+from kubenas.trials import record
 
 from .conftest import ROOT, get_json, wait_for
 from .fixtures import Cluster
@@ -171,6 +173,42 @@ def test_invalid_spec_is_reported_and_the_operator_keeps_serving(
             "the valid experiment",
             lambda: diagnostics(kube, namespace, operator),
         )
+        ghost = experiment("ghost", 1, 1, 1, strategy={"name": "random", "warmStartFrom": "nowhere"})
+        apply(kube, namespace, ghost)
+        warm = experiment("warm", 1, 1, 1, strategy={"name": "evolution", "warmStartFrom": "fine"})
+        apply(kube, namespace, warm)
+        missing = wait_for(
+            lambda: condition(get_json(kube, "nasx", "ghost", "-n", namespace), "Failed"),
+            60,
+            "InvalidSpec",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        assert (
+            missing["message"]
+            == "spec.strategy.warmStartFrom: no NASExperiment 'nowhere' in namespace " + namespace
+        )
+        wait_for(
+            lambda: finished(kube, namespace, "warm"),
+            240,
+            "the warm-started experiment",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        all_trials = get_json(kube, "nastrials", "-n", namespace)["items"]
+        source = [
+            record(
+                NASTrialSpec.model_validate(t["spec"]),
+                NASTrialStatus.model_validate(t["status"]),
+                t["metadata"]["name"],
+                launched=True,
+            )
+            for t in all_trials
+            if t["spec"]["experiment"] == "fine"
+        ]
+        expected = make_strategy(NASExperiment.model_validate(warm).spec).ask(warm_start("fine", source), 1)[
+            0
+        ]
+        [warm_trial] = [t for t in all_trials if t["spec"]["experiment"] == "warm"]
+        assert warm_trial["spec"]["candidate"] == expected.to_dict()
         events = get_json(kube, "events", "-n", namespace, "--field-selector", "involvedObject.name=broken")
         assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events["items"])
         assert not [

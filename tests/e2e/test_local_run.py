@@ -102,3 +102,42 @@ def test_identical_candidates_train_once(tmp_path: Path) -> None:
     for name in ("digits-1", "digits-2"):
         assert statuses[name]["message"] == "reused the result of digits-0 (same candidate)"
         assert statuses[name]["metrics"] == statuses["digits-0"]["metrics"]
+
+
+def test_warm_start_from_an_earlier_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    first = kubenas("run", str(manifest(tmp_path, max_trials=2, epochs=2)), "--output", str(runs))
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+
+    doc = yaml.safe_load((tmp_path / "exp.yaml").read_text())
+    doc["metadata"]["name"] = "again"
+    doc["spec"]["strategy"] = {
+        "name": "evolution",
+        "seed": 1,
+        "warmStartFrom": "digits",
+        "settings": {"populationSize": 2, "sampleSize": 2},
+    }
+    doc["spec"]["budget"] = {"maxTrials": 1, "parallelTrials": 1}
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    second = kubenas("run", str(path), "--output", str(runs))
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+
+    from kubenas.local.store import RunStore
+    from kubenas.manifest import load_manifest
+    from kubenas.strategies import make_strategy
+    from kubenas.strategies.reuse import warm_start
+
+    spec = load_manifest(path).spec
+    expected = make_strategy(spec).ask(warm_start("digits", RunStore(runs / "digits").records(set())), 1)[0]
+    trial = json.loads((runs / "again" / "trials" / "again-0" / "trial.json").read_text())
+    assert trial["candidate"] == expected.to_dict()
+
+    missing = tmp_path / "missing.yaml"
+    doc["spec"]["strategy"]["warmStartFrom"] = "ghost"
+    missing.write_text(yaml.safe_dump(doc))
+    third = kubenas("run", str(missing), "--output", str(runs))
+    out, _ = third.communicate(timeout=60)
+    assert third.returncode == 2 and "spec.strategy.warmStartFrom: no run of experiment 'ghost'" in out

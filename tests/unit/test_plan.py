@@ -3,6 +3,7 @@
 from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, TrialPhase
 from kubenas.engine import invalid_spec_status, plan
 from kubenas.strategies import make_strategy
+from kubenas.strategies.reuse import warm_start
 from kubenas.trials import TrialRecord, trial_name
 
 NOW = "2026-01-01T00:00:00Z"
@@ -192,3 +193,24 @@ def test_multi_objective_status_lists_the_pareto_front() -> None:
     assert [m.trial for m in status.pareto_front] == ["exp-0", "exp-1"]
     assert status.pareto_front[1].metrics == {"accuracy": 0.8, "loss": 0.2}
     assert plan("exp", make_spec(), observed, NASExperimentStatus(), 1, NOW).status.pareto_front is None
+
+
+def test_warm_start_trials_feed_the_strategy_but_not_the_budget() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {
+            "strategy": {
+                "name": "evolution",
+                "warmStartFrom": "old",
+                "settings": {"populationSize": 2, "sampleSize": 2},
+            },
+            "budget": {"maxTrials": 3, "parallelTrials": 2},
+        }
+    )
+    source = trials(spec, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.SUCCEEDED, 0.5), (TrialPhase.FAILED, None))
+    warm = plan("exp", spec, [], NASExperimentStatus(), 1, NOW, warm=source)
+    cold = plan("exp", spec, [], NASExperimentStatus(), 1, NOW)
+    assert [t.name for t in warm.launch] == ["exp-0", "exp-1"] and warm.status.trials.created == 2
+    expected = make_strategy(spec).ask(warm_start("old", source), 2)
+    assert [t.candidate for t in warm.launch] == expected
+    assert [t.candidate for t in warm.launch] != [t.candidate for t in cold.launch]
+    assert warm.reuse == []  # another experiment's results are not reused

@@ -66,6 +66,14 @@ class StrategySpec(CamelModel):
         default=True,
         description="A candidate identical to an evaluated one reuses its result instead of training again.",
     )
+    warm_start_from: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "Another experiment (same namespace; locally, the same output directory) whose succeeded trials "
+            "seed the strategy's history. Its results are not reused: it may have trained differently."
+        ),
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict,
         description="Strategy-specific settings, validated by the strategy.",

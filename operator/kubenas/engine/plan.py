@@ -25,7 +25,7 @@ from kubenas.api.status import (
 )
 from kubenas.engine.conditions import set_condition
 from kubenas.strategies import make_strategy
-from kubenas.strategies.reuse import ResultCache
+from kubenas.strategies.reuse import ResultCache, warm_start
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 
 RECENT_TRIALS = 10
@@ -136,8 +136,13 @@ def plan(
     previous: NASExperimentStatus,
     generation: int | None,
     now: str,
+    warm: Sequence[TrialRecord] = (),
 ) -> Plan:
-    """Decide the next actions and the resulting status. Raises SpecError for a bad strategy setup."""
+    """Decide the next actions and the resulting status. Raises SpecError for a bad strategy setup.
+
+    `warm` holds the trials of spec.strategy.warmStartFrom's experiment: the strategy learns from them,
+    but they are not this experiment's trials (no budget, no status, no reuse of their results).
+    """
     strategy = make_strategy(spec)
     counts = count_trials(trials)
     best = best_trial(spec, trials)
@@ -155,7 +160,8 @@ def plan(
         ]
         room = min(spec.budget.parallel_trials - active, spec.budget.max_trials - counts.created)
         if room > 0:
-            proposed = strategy.ask(trials, room)
+            source = spec.strategy.warm_start_from or ""
+            proposed = strategy.ask([*warm_start(source, warm), *trials], room)
             exhausted = len(proposed) < room
             cache = ResultCache(trials if spec.strategy.reuse_results else [])
             first = 1 + max((t.index for t in trials), default=-1)

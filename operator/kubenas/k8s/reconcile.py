@@ -50,15 +50,11 @@ class Reconciler:
         try:
             spec = parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec")
             make_strategy(spec)
+            warm = self._warm_trials(namespace, spec)
         except SpecError as error:
-            status = invalid_spec_status(error.problems, previous, generation, now_iso())
-            if status != previous:
-                self.event("Warning", "InvalidSpec", "; ".join(error.problems))
-                self.api.patch_experiment_status(namespace, name, status_patch(status))
-            return status
-
+            return self._invalid(body, error, previous)
         records = self._observe_trials(namespace, name, spec)
-        step = plan(name, spec, records, previous, generation, now_iso())
+        step = plan(name, spec, records, previous, generation, now_iso(), warm=warm)
         self._apply(body, spec, records, step)
         if step.status.phase != previous.phase and step.finished:
             reason = step.status.conditions[-1].reason
@@ -69,6 +65,33 @@ class Reconciler:
         if step.status != previous:
             self.api.patch_experiment_status(namespace, name, status_patch(step.status))
         return step.status
+
+    def _invalid(self, body: Obj, error: SpecError, previous: NASExperimentStatus) -> NASExperimentStatus:
+        meta = body["metadata"]
+        status = invalid_spec_status(error.problems, previous, meta.get("generation"), now_iso())
+        if status != previous:
+            self.event("Warning", "InvalidSpec", "; ".join(error.problems))
+            self.api.patch_experiment_status(meta["namespace"], meta["name"], status_patch(status))
+        return status
+
+    def _warm_trials(self, namespace: str, spec: NASExperimentSpec) -> list[TrialRecord]:
+        """The succeeded trials of spec.strategy.warmStartFrom, as recorded in their NASTrials."""
+        source = spec.strategy.warm_start_from
+        if source is None:
+            return []
+        if self.api.get_experiment(namespace, source) is None:
+            raise SpecError(
+                [f"spec.strategy.warmStartFrom: no NASExperiment {source!r} in namespace {namespace}"]
+            )
+        out = []
+        for trial in self.api.list_trials(namespace, source):
+            try:
+                trial_spec_ = NASTrialSpec.model_validate(trial["spec"])
+                status = NASTrialStatus.model_validate(trial.get("status") or {})
+            except ValueError:
+                continue
+            out.append(record(trial_spec_, status, trial["metadata"]["name"], launched=True))
+        return out
 
     def _observe_trials(self, namespace: str, experiment: str, spec: NASExperimentSpec) -> list[TrialRecord]:
         trials = self.api.list_trials(namespace, experiment)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from kubenas_trainer.spec import Candidate
 
+from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperiment
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
 from kubenas.engine import Plan, plan
 from kubenas.local.launcher import Exit, LocalLauncher
 from kubenas.local.progress import Progress
 from kubenas.local.store import RunStore
-from kubenas.trials import parse_result, status_from_result, trial_spec
+from kubenas.trials import TrialRecord, parse_result, status_from_result, trial_spec
 
 POLL_SECONDS = 0.2
 
@@ -31,6 +32,7 @@ class LocalRun:
         self.name = experiment.metadata.name
         self.spec = experiment.spec
         self.store = RunStore(output / self.name)
+        self.warm = self._warm_trials(output)
         self.launcher = LocalLauncher(self.spec.budget.parallel_trials)
         self.progress = progress or Progress(self.spec.objective.metric, self.spec.training.epochs)
         self._started: dict[str, str] = {}
@@ -57,7 +59,7 @@ class LocalRun:
 
     def _step(self, previous: NASExperimentStatus) -> Plan:
         records = self.store.records(self.launcher.running)
-        step = plan(self.name, self.spec, records, previous, generation=None, now=now_iso())
+        step = plan(self.name, self.spec, records, previous, generation=None, now=now_iso(), warm=self.warm)
         for name in step.stop:
             self.launcher.stop(name)
             self.store.finish_trial(
@@ -77,6 +79,14 @@ class LocalRun:
             self._started[launch.name] = now_iso()
             self.progress.started(launch.name, launch.candidate)
         return step
+
+    def _warm_trials(self, output: Path) -> list[TrialRecord]:
+        source = self.spec.strategy.warm_start_from
+        if source is None:
+            return []
+        if not (output / source / "trials").is_dir():
+            raise SpecError([f"spec.strategy.warmStartFrom: no run of experiment {source!r} under {output}"])
+        return RunStore(output / source).records(running=set())
 
     def _trial_spec(self, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:
         return NASTrialSpec(
