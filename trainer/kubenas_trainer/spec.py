@@ -20,6 +20,10 @@ TRIAL_RESULT_VERSION: Final = "kubenas.dev/trial-result/v1"
 TERMINATION_MESSAGE_LIMIT = 4096
 
 
+class UnusableSpec(ValueError):
+    """A well-formed trial spec that cannot run on its data set (e.g. conv2d on tabular data)."""
+
+
 class CamelModel(BaseModel):
     """Immutable model read and written with camelCase keys; unknown keys are errors (typos surface)."""
 
@@ -229,7 +233,9 @@ class Training(CamelModel):
         default=None, ge=2, le=100000, description="Forecasting data sets: input window length."
     )
     early_stopping_patience: int | None = Field(
-        default=None, ge=1, description="Stop after this many epochs without a better objective (default off)."
+        default=None,
+        ge=1,
+        description="Stop after this many epochs without a better objective (default off).",
     )
     mixed_precision: bool = Field(default=False, description="bf16 autocast on a GPU (ignored on a CPU).")
     deterministic: bool = Field(default=False, description="Deterministic algorithms only (slower).")

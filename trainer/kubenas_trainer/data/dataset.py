@@ -83,7 +83,8 @@ def split_dataset(data: Dataset, validation_fraction: float, test_fraction: floa
     x_std = (x_train.std(axis=0) + 1e-6).astype(np.float32)
 
     def norm_x(a: np.ndarray) -> np.ndarray:
-        return ((a - x_mean) / x_std).astype(np.float32)
+        normalised: np.ndarray = ((a - x_mean) / x_std).astype(np.float32)
+        return normalised
 
     if data.task is Task.CLASSIFICATION:
         num_classes = int(max(y.max(), -1 if y_test is None else y_test.max())) + 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kubenas_trainer.data import builtin, downloads, files, s3, sequences
 from kubenas_trainer.data.dataset import Dataset
-from kubenas_trainer.spec import Task, Training
+from kubenas_trainer.spec import Training
 
 
 def load_dataset(training: Training) -> Dataset:
@@ -22,6 +22,5 @@ def load_dataset(training: Training) -> Dataset:
     else:
         data = files.load_file(Path(name.removeprefix("file://")), training)
     if training.task is not None and training.task is not data.task:
-        if training.task is Task.REGRESSION or data.task is Task.REGRESSION:
-            raise ValueError(f"training.task: {name} is a {data.task} data set, not {training.task}")
+        raise ValueError(f"training.task: {name} is a {data.task} data set, not {training.task}")
     return data

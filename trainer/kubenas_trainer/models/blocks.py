@@ -26,7 +26,8 @@ class ChannelsLast(nn.Module):
         self.inner = inner
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x.transpose(1, 2)).transpose(1, 2)
+        out: Tensor = self.inner(x.transpose(1, 2))
+        return out.transpose(1, 2)
 
 
 def feature_norm(kind: Normalization | None, width: int, sequence: bool = False) -> nn.Module:

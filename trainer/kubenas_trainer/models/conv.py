@@ -33,10 +33,11 @@ class ConvBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.sequence:
             x = x.transpose(1, 2)
-        h = self.act(self.norm(self.conv(x)))
+        h: Tensor = self.act(self.norm(self.conv(x)))
         if self.skip is not None:
             h = h + self.skip(x)
-        h = self.drop(self.pool(h))
+        h = self.pool(h)
+        h = self.drop(h)
         return h.transpose(1, 2) if self.sequence else h
 
 
@@ -77,5 +78,3 @@ def build_conv2d(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module
     channels, height, width = shape
     _check_extent(layer, (height, width), where)
     return [ConvBlock(2, channels, layer)], (layer.units, *_pooled((height, width), layer))
-
-

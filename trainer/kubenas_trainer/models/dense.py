@@ -22,7 +22,8 @@ class DenseBlock(nn.Module):
         h = self.act(self.norm(self.linear(x)))
         if self.skip is not None:
             h = h + self.skip(x)
-        return self.drop(h)
+        out: Tensor = self.drop(h)
+        return out
 
 
 def build_dense(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:

@@ -29,7 +29,8 @@ class RecurrentBlock(nn.Module):
         h = self.act(self.norm(h))
         if self.skip is not None:
             h = h + self.skip(x)
-        return self.drop(h)
+        out: Tensor = self.drop(h)
+        return out
 
 
 def build_recurrent(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:

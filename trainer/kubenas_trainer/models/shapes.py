@@ -9,11 +9,13 @@ from math import prod
 
 from torch import Tensor, nn
 
+from kubenas_trainer.spec import UnusableSpec
+
 Shape = tuple[int, ...]
 FLATTEN_LIMIT = 4096  # larger sequences and images are reduced by global average pooling instead
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(UnusableSpec):
     """A candidate that cannot be built for its data set; the message names the layer and the rule."""
 
 
