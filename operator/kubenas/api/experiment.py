@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from kubenas_trainer.spec import OBJECTIVE_METRICS, CamelModel, Direction, Training
+from kubenas_trainer.spec import OBJECTIVE_METRICS, CamelModel, Direction, ObjectiveRef, Training
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubenas.api.space import SearchSpace
@@ -42,6 +42,10 @@ class Objective(CamelModel):
     @property
     def goal(self) -> Direction:
         return self.direction or OBJECTIVE_METRICS[self.metric]
+
+    def ref(self) -> ObjectiveRef:
+        """What the trainer needs to know of the objective."""
+        return ObjectiveRef(metric=self.metric, direction=self.goal)
 
     def better(self, a: float, b: float) -> bool:
         """Whether value a is strictly better than value b."""
