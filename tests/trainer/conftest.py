@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from kubenas_trainer.spec import Architecture, Candidate, Hyperparameters, Layer, Training, TrialSpec
 
+# The fixtures' types, repeated in the test modules (conftest is not importable under importlib mode).
+
 MakeSpec = Callable[..., TrialSpec]
 RunTrainer = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -23,8 +25,9 @@ def make_spec() -> MakeSpec:
     ) -> TrialSpec:
         hp = {"learningRate": 0.003, "optimizer": "adam", "batchSize": 64}
         training = {"dataset": dataset, "epochs": epochs, "testFraction": 0.2}
+        training_keys = {field.alias for field in Training.model_fields.values()}
         for key, value in options.items():
-            (training if key in Training.model_fields else hp)[key] = value
+            (training if key in training_keys else hp)[key] = value
         candidate = Candidate(
             architecture=Architecture(layers=layers), hyperparameters=Hyperparameters.model_validate(hp)
         )
@@ -33,8 +36,14 @@ def make_spec() -> MakeSpec:
     return make
 
 
-def trainer_env(**extra: str) -> dict[str, str]:
+def _trainer_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "KUBENAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path), **extra}
+
+
+@pytest.fixture
+def trainer_env() -> Callable[..., dict[str, str]]:
+    """The environment of a trainer subprocess: one thread, this checkout's code."""
+    return _trainer_env
 
 
 @pytest.fixture
@@ -43,7 +52,7 @@ def run_trainer(tmp_path: Path) -> RunTrainer:
 
     def run(spec: TrialSpec, *args: str, output: Path | None = None) -> subprocess.CompletedProcess[str]:
         out = output or tmp_path / "out"
-        env = trainer_env(
+        env = _trainer_env(
             KUBENAS_TRIAL_SPEC=spec.model_dump_json(by_alias=True, exclude_none=True),
             KUBENAS_TERMINATION_LOG=str(tmp_path / "termination-log"),
         )

@@ -101,7 +101,7 @@ def test_csv_and_parquet_with_named_and_default_target(tmp_path: Path) -> None:
 
 def test_bad_table_target_and_features_are_named(tmp_path: Path) -> None:
     _table().to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(ValueError, match="training.target: column 'nope' is not in"):
+    with pytest.raises(ValueError, match=r"training\.target: column 'nope' is not in"):
         load_dataset(Training(dataset=str(tmp_path / "t.csv"), target="nope"))
     with pytest.raises(ValueError, match="feature columns must be numeric; label"):
         load_dataset(Training(dataset=str(tmp_path / "t.csv"), target="a"))
@@ -111,8 +111,9 @@ def test_npz_with_and_without_a_test_set(tmp_path: Path) -> None:
     x, y = rng.normal(size=(40, 2, 5)), rng.normal(size=40)
     np.savez(tmp_path / "a.npz", x=x, y=y)
     np.savez(tmp_path / "b.npz", X=x, labels=(y > 0).astype(int), x_test=x[:5], y_test=np.ones(5, int))
-    a, b = load_dataset(Training(dataset=str(tmp_path / "a.npz"))), load_dataset(
-        Training(dataset=str(tmp_path / "b.npz"))
+    a, b = (
+        load_dataset(Training(dataset=str(tmp_path / "a.npz"))),
+        load_dataset(Training(dataset=str(tmp_path / "b.npz"))),
     )
     assert a.task is Task.REGRESSION and a.x.shape == (40, 2, 5) and a.x_test is None
     assert b.task is Task.CLASSIFICATION and b.x_test is not None and b.y_test is not None
@@ -152,7 +153,7 @@ def test_not_idx_and_missing_files_fail_clearly(tmp_path: Path) -> None:
 def test_unknown_dataset_names_and_fractions_are_rejected() -> None:
     with pytest.raises(ValidationError, match="unknown data set 'imagenet'; must be one of digits"):
         Training(dataset="imagenet")
-    with pytest.raises(ValidationError, match="validationFraction \\+ testFraction must be <= 0.9"):
+    with pytest.raises(ValidationError, match=r"validationFraction \+ testFraction must be <= 0\.9"):
         Training(validationFraction=0.5, testFraction=0.5)
 
 
@@ -227,7 +228,7 @@ def test_download_with_a_wrong_checksum_is_refused(
     _fake_mnist(root / "fashion_mnist")  # served, but not the published files: checksums differ
     monkeypatch.setenv("KUBENAS_DATASET_MIRROR", url)
     monkeypatch.setenv("KUBENAS_DATA_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(OSError, match="checksum mismatch .* expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
+    with pytest.raises(OSError, match=r"checksum mismatch .* expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
         load_dataset(Training(dataset="fashion_mnist"))
     assert not list((tmp_path / "cache" / "fashion_mnist").iterdir())
 
