@@ -274,6 +274,7 @@ def train(
                     events.close()
                     raise Interrupted(epoch, checkpoint_path)
             train_loss = progress.partial_loss / steps_per_epoch
+            step_seconds = time.perf_counter() - started
             metrics = evaluate(model, data.x_val, data.y_val, split, data, amp)
             if not np.isfinite(metrics["loss"]):
                 events.close()
@@ -284,7 +285,7 @@ def train(
                 "trainLoss": train_loss,
                 "learningRate": optimizer.param_groups[0]["lr"],
                 "epochSeconds": seconds,
-                "samplesPerSecond": n / seconds,
+                "samplesPerSecond": n / step_seconds,  # training steps only, validation excluded
                 "trainingSeconds": progress.seconds,
             }
             value = metrics[objective.metric]
