@@ -62,8 +62,8 @@ def configure(spec: TrialSpec) -> None:
     """Seed, threads and determinism, before any tensor exists."""
     if spec.training.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(spec.training.deterministic)
     threads = int(os.environ.get("KUBENAS_NUM_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
@@ -346,7 +346,11 @@ def _finish(
     }
     torch.save(model.state_dict(), output_dir / artifacts.WEIGHTS_FILE)
     artifacts.write_architecture(output_dir / artifacts.ARCHITECTURE_FILE, spec, split, parameters)
-    artifacts.export_model(model, split, output_dir / artifacts.EXPORT_FILE)
+    message = ""
+    try:
+        artifacts.export_model(model, split, output_dir / artifacts.EXPORT_FILE)
+    except Exception as error:  # the trained weights are still good; say what is missing
+        message = f"no exported model: {type(error).__name__}: {error}"[:500]
     return TrialResult(
         name=spec.name,
         phase="Succeeded",
@@ -354,4 +358,5 @@ def _finish(
         test_metrics=test,
         epochs=progress.epoch,
         best_epoch=progress.best_epoch,
+        message=message,
     )
