@@ -118,6 +118,7 @@ REGRESSION_METRICS: Final = ("mse", "mae", "r2", "loss")
 # Built-in data sets: shipped inside installed packages (no network), or downloaded and cached by name.
 BUILTIN_DATASETS: Final = ("digits", "iris", "wine", "breast_cancer", "diabetes", "sunspots", "co2")
 DOWNLOADABLE_DATASETS: Final = ("mnist", "fashion_mnist", "cifar10")
+REGRESSION_DATASETS: Final = ("diabetes", "sunspots", "co2")
 DATA_FILE_SUFFIXES: Final = (".npz", ".csv", ".parquet", "-ubyte", "-ubyte.gz", "/")
 
 
@@ -251,6 +252,15 @@ class Training(CamelModel):
                 "or a path or s3:// URI of a .npz, .csv, .parquet or IDX file"
             )
         return dataset
+
+    def known_task(self) -> Task | None:
+        """The task when it is known without loading the data: set, or that of a built-in set."""
+        if self.task is not None:
+            return self.task
+        if self.dataset in BUILTIN_DATASETS + DOWNLOADABLE_DATASETS:
+            regression = self.dataset in REGRESSION_DATASETS
+            return Task.REGRESSION if regression else Task.CLASSIFICATION
+        return None
 
     @model_validator(mode="after")
     def _fractions(self) -> Self:
