@@ -123,3 +123,18 @@ def test_layer_count_out_of_range_is_rejected() -> None:
         with pytest.raises(ValidationError) as error:
             Architecture.model_validate({"layers": layers})
         assert "layers" in str(error.value) and message in str(error.value)
+
+
+def test_forward_flops_and_parameters_of_dense_conv_and_recurrent_layers() -> None:
+    from kubenas_trainer.profiling import forward_flops, parameter_count
+
+    mlp = build_model(Architecture(layers=[layer("dense", 32)]), (13,), 3)
+    assert forward_flops(mlp, torch.randn(1, 13)) == 2 * (13 * 32 + 32 * 3)
+    assert parameter_count(mlp) == 13 * 32 + 32 + 32 * 3 + 3
+    conv = build_model(Architecture(layers=[layer("conv2d", 4, kernelSize=3)]), (1, 8, 8), 2)
+    assert forward_flops(conv, torch.randn(1, 1, 8, 8)) == 2 * (8 * 8 * 4 * 9) + 2 * (4 * 8 * 8 * 2)
+    lstm = build_model(Architecture(layers=[layer("lstm", 6, bidirectional=True)]), (5, 2), 1)
+    recurrent = (
+        2 * 4 * (2 + 6) * 6 * 5 * 2
+    )  # 2 FLOPs x 4 gates x (input + hidden) x hidden x steps x directions
+    assert forward_flops(lstm, torch.randn(1, 5, 2)) == recurrent + 2 * (5 * 12)

@@ -234,13 +234,15 @@ def test_exported_model_predicts_like_the_trained_one_without_kubenas(
 
 
 @pytest.mark.slow
-def test_early_stopping_stops_after_patience_epochs_without_progress(
-    make_spec: MakeSpec, tmp_path: Path
-) -> None:
+def test_early_stopping_after_patience_epochs_and_the_epoch_hook(make_spec: MakeSpec, tmp_path: Path) -> None:
     spec = make_spec([layer("dense", 16)], "iris", epochs=20, learningRate=1e-9, earlyStoppingPatience=2)
     spec = spec.model_copy(update={"objective": ObjectiveRef(metric="accuracy", direction="maximize")})
-    result = train(spec, tmp_path)
+    reported: list[tuple[int, float]] = []
+    result = train(
+        spec, tmp_path, on_epoch=lambda epoch, metrics: reported.append((epoch, metrics["accuracy"]))
+    )
     assert result.epochs == 3 and result.best_epoch == 1 and len(curve(tmp_path)) == 3
+    assert reported == [(e["epoch"], e["accuracy"]) for e in curve(tmp_path)]  # the per-epoch hook
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def _recurrent_flops(module: nn.Module, x: torch.Tensor) -> int:
 
 def forward_flops(model: nn.Module, sample: torch.Tensor) -> int:
     """FLOPs of one forward pass over `sample` (a batch of one): matmuls and convolutions as counted by
-    PyTorch's FlopCounterMode, plus recurrent layers (which it does not see on every backend)."""
+    PyTorch's FlopCounterMode, plus recurrent layers (fused kernels it does not count)."""
     recurrent = 0
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: object) -> None:
@@ -45,8 +45,7 @@ def forward_flops(model: nn.Module, sample: torch.Tensor) -> int:
     finally:
         for handle in handles:
             handle.remove()
-    counted = counter.get_total_flops()
-    return int(counted) if counted and recurrent == 0 else int(counted) + recurrent
+    return int(counter.get_total_flops()) + recurrent
 
 
 def peak_memory_bytes(device: torch.device) -> int:
