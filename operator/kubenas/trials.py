@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-from kubenas_trainer.spec import Candidate, Training, TrialResult, TrialSpec
+from kubenas_trainer.spec import Candidate, ObjectiveRef, Training, TrialResult, TrialSpec
 from pydantic import ValidationError
 
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
@@ -46,6 +46,7 @@ def status_from_result(
         return NASTrialStatus(
             phase=TrialPhase.FAILED,
             metrics=result.metrics,
+            test_metrics=result.test_metrics,
             epochs=result.epochs,
             message=f"the trainer reported no {objective_metric!r} metric",
             start_time=start_time,
@@ -55,6 +56,7 @@ def status_from_result(
         phase=TrialPhase.SUCCEEDED if succeeded else TrialPhase.FAILED,
         objective_value=value,
         metrics=result.metrics,
+        test_metrics=result.test_metrics,
         epochs=result.epochs,
         message=result.message,
         start_time=start_time,
@@ -85,6 +87,10 @@ def record(spec: NASTrialSpec, status: NASTrialStatus, name: str, launched: bool
     )
 
 
-def trial_spec(name: str, spec: NASTrialSpec, training: Training) -> TrialSpec:
-    """The trainer's input for one trial."""
-    return TrialSpec(name=name, candidate=spec.candidate, training=training, seed=spec.seed)
+def trial_spec(
+    name: str, spec: NASTrialSpec, training: Training, objective: ObjectiveRef | None = None
+) -> TrialSpec:
+    """The trainer's input for one trial (the objective picks its best epoch and drives early stopping)."""
+    return TrialSpec(
+        name=name, candidate=spec.candidate, training=training, seed=spec.seed, objective=objective
+    )

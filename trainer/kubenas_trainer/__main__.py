@@ -3,7 +3,9 @@
 Input: --spec FILE, or the JSON text in KUBENAS_TRIAL_SPEC (how a Kubernetes Job passes it).
 Output: OUTPUT/result.json and, on a cluster, the same JSON as the container's termination message
 (path from KUBENAS_TERMINATION_LOG, default /dev/termination-log), which the operator reads.
-Exit status: 0 succeeded, 1 training failed, 2 unusable spec.
+--resume continues from OUTPUT/checkpoint.pt when one is there (a restarted pod picks up its work).
+Exit status: 0 succeeded, 1 training failed, 2 unusable spec (including one that cannot run on its
+data set, e.g. conv2d on tabular data), 143 stopped by SIGTERM after writing a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from kubenas_trainer.spec import TrialResult, TrialSpec
+from kubenas_trainer.checkpoint import CHECKPOINT_FILE
+from kubenas_trainer.spec import TrialResult, TrialSpec, UnusableSpec
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
@@ -41,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubenas-trainer", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", help="trial spec JSON file (default: $KUBENAS_TRIAL_SPEC)")
     parser.add_argument("--output", default=os.environ.get("KUBENAS_OUTPUT_DIR", "kubenas-trial"))
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt if it exists"
+    )
     args = parser.parse_args(argv)
     output_dir = Path(args.output)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -51,10 +57,22 @@ def main(argv: list[str] | None = None) -> int:
         _report(TrialResult(name=name, phase="Failed", message=f"invalid trial spec: {error}"), output_dir)
         return 2
 
-    from kubenas_trainer.train import train  # torch is imported only once the spec is known to be usable
+    checkpoint = output_dir / CHECKPOINT_FILE
+    if args.resume and spec.resume_from is None and checkpoint.is_file():
+        spec = spec.model_copy(update={"resume_from": str(checkpoint)})
+
+    from kubenas_trainer.train import Interrupted, train  # torch only once the spec is known to be usable
 
     try:
         result = train(spec, output_dir)
+    except UnusableSpec as error:
+        _report(
+            TrialResult(name=spec.name, phase="Failed", message=f"invalid trial spec: {error}"), output_dir
+        )
+        return 2
+    except Interrupted as error:
+        _report(TrialResult(name=spec.name, phase="Failed", message=str(error)), output_dir)
+        return 143
     except Exception as error:  # the trial fails, the report must still go out
         traceback.print_exc()
         result = TrialResult(name=spec.name, phase="Failed", message=f"{type(error).__name__}: {error}")

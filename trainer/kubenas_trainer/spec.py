@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 TRIAL_SPEC_VERSION: Final = "kubenas.dev/trial-spec/v1"
 TRIAL_RESULT_VERSION: Final = "kubenas.dev/trial-result/v1"
 TERMINATION_MESSAGE_LIMIT = 4096
+
+
+class UnusableSpec(ValueError):
+    """A well-formed trial spec that cannot run on its data set (e.g. conv2d on tabular data)."""
 
 
 class CamelModel(BaseModel):
@@ -31,6 +35,42 @@ class CamelModel(BaseModel):
 
 class LayerType(StrEnum):
     DENSE = "dense"
+    CONV1D = "conv1d"
+    CONV2D = "conv2d"
+    LSTM = "lstm"
+    GRU = "gru"
+
+
+CONV_LAYERS: Final = frozenset({LayerType.CONV1D, LayerType.CONV2D})
+RECURRENT_LAYERS: Final = frozenset({LayerType.LSTM, LayerType.GRU})
+
+
+class Pooling(StrEnum):
+    NONE = "none"
+    MAX = "max"
+    AVG = "avg"
+
+
+class Normalization(StrEnum):
+    NONE = "none"
+    BATCH = "batch"
+    LAYER = "layer"
+
+
+class Schedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"
+    STEP = "step"
+
+
+class ClipMode(StrEnum):
+    NORM = "norm"
+    VALUE = "value"
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
 
 
 class Activation(StrEnum):
@@ -59,21 +99,62 @@ class Direction(StrEnum):
 
 
 # Metrics a trial reports on its validation split, with the direction that makes them better.
+# Classification reports accuracy, f1 (macro), precision, recall (macro) and loss; regression mse, mae,
+# r2 and loss. The same names, measured on the held-out test split, go to TrialResult.test_metrics.
 OBJECTIVE_METRICS: dict[str, Direction] = {
     "accuracy": Direction.MAXIMIZE,
     "f1": Direction.MAXIMIZE,
+    "precision": Direction.MAXIMIZE,
+    "recall": Direction.MAXIMIZE,
     "loss": Direction.MINIMIZE,
+    "mse": Direction.MINIMIZE,
+    "mae": Direction.MINIMIZE,
+    "r2": Direction.MAXIMIZE,
     "trainingSeconds": Direction.MINIMIZE,
 }
+CLASSIFICATION_METRICS: Final = ("accuracy", "f1", "precision", "recall", "loss")
+REGRESSION_METRICS: Final = ("mse", "mae", "r2", "loss")
+
+# Built-in data sets: shipped inside installed packages (no network), or downloaded and cached by name.
+BUILTIN_DATASETS: Final = ("digits", "iris", "wine", "breast_cancer", "diabetes", "sunspots", "co2")
+DOWNLOADABLE_DATASETS: Final = ("mnist", "fashion_mnist", "cifar10")
+REGRESSION_DATASETS: Final = ("diabetes", "sunspots", "co2")
+DATA_FILE_SUFFIXES: Final = (".npz", ".csv", ".parquet", "-ubyte", "-ubyte.gz", "/")
 
 
 class Layer(CamelModel):
-    """One hidden layer of a candidate network."""
+    """One hidden layer of a candidate network.
 
-    type: LayerType = Field(description="Layer kind.")
-    units: int = Field(ge=1, le=65536, description="Number of neurons (output features).")
+    Optional fields are None when unset (so candidates written before they existed keep their key).
+    """
+
+    type: LayerType = Field(description="Layer kind: dense, conv1d, conv2d, lstm or gru.")
+    units: int = Field(
+        ge=1, le=65536, description="Output width: neurons (dense), filters (conv), hidden size (lstm/gru)."
+    )
     activation: Activation = Field(description="Activation function after the layer.")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout probability after the layer.")
+    kernel_size: int | None = Field(
+        default=None, ge=1, le=31, description="conv1d/conv2d only: kernel size (default 3, 'same' padding)."
+    )
+    pooling: Pooling | None = Field(
+        default=None, description="conv1d/conv2d only: pooling with window 2 after the layer (default none)."
+    )
+    bidirectional: bool | None = Field(default=None, description="lstm/gru only: read both directions.")
+    normalization: Normalization | None = Field(
+        default=None, description="Normalisation before the activation: batch, layer or none (default)."
+    )
+    residual: bool | None = Field(
+        default=None, description="Add the layer's input to its output (projected when widths differ)."
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Self:
+        if self.type not in CONV_LAYERS and (self.kernel_size is not None or self.pooling is not None):
+            raise ValueError(f"kernelSize and pooling apply to conv1d/conv2d layers only, not {self.type}")
+        if self.type not in RECURRENT_LAYERS and self.bidirectional is not None:
+            raise ValueError(f"bidirectional applies to lstm/gru layers only, not {self.type}")
+        return self
 
 
 class Architecture(CamelModel):
@@ -81,9 +162,32 @@ class Architecture(CamelModel):
 
 
 class Hyperparameters(CamelModel):
+    """How a candidate trains. Optional fields are None when unset (the default noted on each)."""
+
     learning_rate: float = Field(gt=0.0, le=10.0, description="Optimizer learning rate.")
     optimizer: Optimizer = Field(description="Optimizer.")
     batch_size: int = Field(ge=1, le=1 << 20, description="Mini-batch size.")
+    weight_decay: float | None = Field(default=None, ge=0.0, le=1.0, description="Weight decay (default 0).")
+    momentum: float | None = Field(
+        default=None, ge=0.0, lt=1.0, description="sgd/rmsprop momentum (default 0.9 for sgd, 0 for rmsprop)."
+    )
+    schedule: Schedule | None = Field(
+        default=None,
+        description="Learning-rate schedule: constant (default), cosine to 0, or step (x0.1 at 50% and 75%).",
+    )
+    warmup_epochs: int | None = Field(
+        default=None, ge=0, le=1000, description="Epochs of linear learning-rate warm-up (default 0)."
+    )
+    gradient_clip: float | None = Field(
+        default=None, gt=0.0, description="Clip gradients at this norm or value (default: no clipping)."
+    )
+    gradient_clip_mode: ClipMode | None = Field(default=None, description="norm (default) or value.")
+    label_smoothing: float | None = Field(
+        default=None, ge=0.0, lt=1.0, description="Label smoothing of the classification loss (default 0)."
+    )
+    epochs: int | None = Field(
+        default=None, ge=1, le=10000, description="Training epochs; overrides training.epochs when set."
+    )
 
 
 class Candidate(CamelModel):
@@ -101,11 +205,78 @@ class Candidate(CamelModel):
 class Training(CamelModel):
     """How every trial of an experiment trains."""
 
-    dataset: Literal["digits"] = Field(default="digits", description="Data set to train and validate on.")
+    dataset: str = Field(
+        default="digits",
+        min_length=1,
+        max_length=2048,
+        description=(
+            f"Data set: one of {', '.join(BUILTIN_DATASETS + DOWNLOADABLE_DATASETS)}, or a .npz, .csv, "
+            ".parquet or IDX file (or a directory of IDX files) as a local path or s3:// URI."
+        ),
+    )
     epochs: int = Field(default=10, ge=1, le=10000, description="Training epochs per trial.")
     validation_fraction: float = Field(
         default=0.2, gt=0.0, lt=1.0, description="Fraction of the data held out for validation."
     )
+    test_fraction: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction held out for the test split (0: none, unless the data set ships a test set).",
+    )
+    task: Task | None = Field(
+        default=None, description="classification or regression (default: inferred from the data set)."
+    )
+    target: str | None = Field(
+        default=None, description="csv/parquet: the target column (default 'target', else the last column)."
+    )
+    sequence_length: int | None = Field(
+        default=None, ge=2, le=100000, description="Forecasting data sets: input window length."
+    )
+    early_stopping_patience: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop after this many epochs without a better objective (default off).",
+    )
+    mixed_precision: bool = Field(default=False, description="bf16 autocast on a GPU (ignored on a CPU).")
+    deterministic: bool = Field(default=False, description="Deterministic algorithms only (slower).")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset: str) -> str:
+        known = BUILTIN_DATASETS + DOWNLOADABLE_DATASETS
+        is_file = "/" in dataset or dataset.endswith(DATA_FILE_SUFFIXES)
+        if dataset not in known and not is_file:
+            raise ValueError(
+                f"unknown data set {dataset!r}; must be one of {', '.join(known)}, "
+                "or a path or s3:// URI of a .npz, .csv, .parquet or IDX file"
+            )
+        return dataset
+
+    def known_task(self) -> Task | None:
+        """The task when it is known without loading the data: set, or that of a built-in set."""
+        if self.task is not None:
+            return self.task
+        if self.dataset in BUILTIN_DATASETS + DOWNLOADABLE_DATASETS:
+            regression = self.dataset in REGRESSION_DATASETS
+            return Task.REGRESSION if regression else Task.CLASSIFICATION
+        return None
+
+    @model_validator(mode="after")
+    def _fractions(self) -> Self:
+        if self.validation_fraction + self.test_fraction > 0.9:
+            raise ValueError(
+                "validationFraction + testFraction must be <= 0.9 "
+                f"(validationFraction={self.validation_fraction}, testFraction={self.test_fraction})"
+            )
+        return self
+
+
+class ObjectiveRef(CamelModel):
+    """The experiment's objective, so the trainer keeps the best epoch and stops early on it."""
+
+    metric: str = Field(description="Validation metric, one of OBJECTIVE_METRICS.")
+    direction: Direction = Field(description="maximize or minimize.")
 
 
 class TrialSpec(CamelModel):
@@ -116,16 +287,27 @@ class TrialSpec(CamelModel):
     candidate: Candidate
     training: Training
     seed: int = Field(ge=0, description="Seed for weights, data split and shuffling.")
+    objective: ObjectiveRef | None = Field(
+        default=None, description="Metric that picks the best epoch (default: validation loss)."
+    )
+    resume_from: str | None = Field(
+        default=None, description="Checkpoint file to continue from (a later strategy continues a trial)."
+    )
 
 
 class TrialResult(CamelModel):
-    """Output of one trial: final validation metrics, or why it failed."""
+    """Output of one trial: validation metrics of the best epoch (plus cost metrics), or why it failed.
+
+    Held-out test metrics stay apart in test_metrics, so no strategy can select on them.
+    """
 
     api_version: Literal["kubenas.dev/trial-result/v1"] = TRIAL_RESULT_VERSION
     name: str
     phase: Literal["Succeeded", "Failed"]
     metrics: dict[str, float] = Field(default_factory=dict)
+    test_metrics: dict[str, float] = Field(default_factory=dict)
     epochs: int = 0
+    best_epoch: int | None = None
     message: str = ""
 
     def to_termination_message(self) -> str:

@@ -1,85 +1,283 @@
-"""Train one candidate and evaluate it on the validation split, epoch by epoch."""
+"""Train one candidate: epochs of mini-batch steps, validation after each, the best epoch kept.
+
+Per epoch: validation metrics to run_dir/metrics.jsonl, TensorBoard and the on_epoch hook, and a
+checkpoint (run_dir/checkpoint.pt). SIGTERM stops after the current step with a checkpoint that
+resumes mid-epoch (TrialSpec.resume_from). At the end the best epoch's weights are evaluated on the
+validation and test splits and saved with an exported model and the architecture.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor
 
-from kubenas_trainer.data import Split, load_split
-from kubenas_trainer.metrics import accuracy, macro_f1
+from kubenas_trainer import artifacts, profiling
+from kubenas_trainer.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from kubenas_trainer.data import load_split
+from kubenas_trainer.device import Tensors, autocast, pick_device
+from kubenas_trainer.evaluation import evaluate, loss_fn
 from kubenas_trainer.models import build_model
-from kubenas_trainer.spec import Hyperparameters, Optimizer, TrialResult, TrialSpec
+from kubenas_trainer.optim import clip_gradients, learning_rate, make_optimizer, set_learning_rate
+from kubenas_trainer.spec import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    Direction,
+    ObjectiveRef,
+    Task,
+    TrialResult,
+    TrialSpec,
+    UnusableSpec,
+)
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
 
-def make_optimizer(params: Iterator[nn.Parameter], hp: Hyperparameters) -> torch.optim.Optimizer:
-    lr = hp.learning_rate
-    factories: dict[Optimizer, Callable[[], torch.optim.Optimizer]] = {
-        Optimizer.ADAM: lambda: torch.optim.Adam(params, lr=lr),
-        Optimizer.ADAMW: lambda: torch.optim.AdamW(params, lr=lr),
-        Optimizer.SGD: lambda: torch.optim.SGD(params, lr=lr, momentum=0.9),
-        Optimizer.RMSPROP: lambda: torch.optim.RMSprop(params, lr=lr),
-        Optimizer.ADAGRAD: lambda: torch.optim.Adagrad(params, lr=lr),
-        Optimizer.ADADELTA: lambda: torch.optim.Adadelta(params, lr=lr),
-    }
-    return factories[hp.optimizer]()
+class Interrupted(Exception):
+    """SIGTERM arrived; a checkpoint was written to `path`."""
+
+    def __init__(self, epoch: int, path: Path) -> None:
+        super().__init__(f"interrupted by SIGTERM in epoch {epoch}; checkpoint at {path}")
+        self.path = path
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class StopFlag:
+    """Set by SIGTERM (a handler is installed only in the main thread), checked after every step."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            self.raised = True
+
+        try:
+            previous = signal.signal(signal.SIGTERM, handle)
+        except ValueError:  # not the main thread: no handler
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y).item()
-    y_true, y_pred = y.cpu().numpy(), logits.argmax(dim=1).cpu().numpy()
-    return {"accuracy": accuracy(y_true, y_pred), "f1": macro_f1(y_true, y_pred, num_classes), "loss": loss}
-
-
-def train(spec: TrialSpec, output_dir: Path, on_epoch: EpochHook | None = None) -> TrialResult:
-    """Train spec's candidate; per-epoch validation metrics go to output_dir/metrics.jsonl."""
-    torch.manual_seed(spec.seed)
+def configure(spec: TrialSpec) -> None:
+    """Seed, threads and determinism, before any tensor exists."""
+    if spec.training.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(spec.training.deterministic)
     threads = int(os.environ.get("KUBENAS_NUM_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
-    device = pick_device()
-    split: Split = load_split(spec.training.dataset, spec.training.validation_fraction, spec.seed)
-    x_train = torch.from_numpy(split.x_train).to(device)
-    y_train = torch.from_numpy(split.y_train).to(device)
-    x_val, y_val = torch.from_numpy(split.x_val).to(device), torch.from_numpy(split.y_val).to(device)
+    torch.manual_seed(spec.seed)
 
-    model = build_model(spec.candidate.architecture, split.num_features, split.num_classes).to(device)
-    optimizer = make_optimizer(model.parameters(), spec.candidate.hyperparameters)
-    batch = spec.candidate.hyperparameters.batch_size
-    generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-    metrics: dict[str, float] = {}
-    started = time.perf_counter()
-    with (output_dir / "metrics.jsonl").open("w") as log:
-        for epoch in range(1, spec.training.epochs + 1):
-            model.train()
-            order = torch.randperm(len(x_train), generator=generator).to(device)
-            for start in range(0, len(order), batch):
-                idx = order[start : start + batch]
-                optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-            metrics = evaluate(model, x_val, y_val, split.num_classes)
-            if not np.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"validation loss is {metrics['loss']} at epoch {epoch}")
-            metrics["trainingSeconds"] = time.perf_counter() - started
-            log.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
+
+def objective_of(spec: TrialSpec, task: Task) -> ObjectiveRef:
+    """The metric picking the best epoch: the experiment's objective, or validation loss."""
+    objective = spec.objective or ObjectiveRef(metric="loss", direction=Direction.MINIMIZE)
+    reported = CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS
+    if objective.metric == "trainingSeconds":  # not a property of an epoch's weights
+        return ObjectiveRef(metric="loss", direction=Direction.MINIMIZE)
+    if objective.metric not in reported:
+        raise UnusableSpec(
+            f"objective.metric: {objective.metric} is not reported for {task} data set "
+            f"{spec.training.dataset!r} (it reports {', '.join(reported)})"
+        )
+    return objective
+
+
+@dataclass
+class Progress:
+    """Where training stands: everything a checkpoint holds besides weights and optimizer state."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer steps taken
+    best_value: float | None = None
+    best_epoch: int = 0
+    best_weights: dict[str, Tensor] = field(default_factory=dict)
+    stale: int = 0  # epochs since the objective last improved
+    seconds: float = 0.0  # training time so far
+    history: list[dict[str, float]] = field(default_factory=list)
+    order: Tensor | None = None  # this epoch's sample order, kept when stopped mid-epoch
+    next_batch: int = 0
+    partial_loss: float = 0.0  # sum of this epoch's batch losses so far
+
+
+class Trial:
+    """One candidate's training: its data, model, optimizer, shuffling and progress."""
+
+    def __init__(self, spec: TrialSpec, output_dir: Path) -> None:
+        configure(spec)
+        self.spec, self.output_dir = spec, output_dir
+        self.device = pick_device()
+        self.split = load_split(spec.training, spec.seed)
+        self.model = build_model(spec.candidate.architecture, self.split.input_shape, self.split.num_outputs)
+        self.objective = objective_of(spec, self.split.task)  # both reject an unusable spec before training
+        self.hp = spec.candidate.hyperparameters
+        self.model.to(self.device)
+        self.data = Tensors.of(self.split, self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), self.hp)
+        self.generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+        self.criterion = loss_fn(self.split.task, self.hp.label_smoothing or 0.0)
+        self.amp = spec.training.mixed_precision
+        self.epochs = self.hp.epochs or spec.training.epochs
+        self.steps_per_epoch = math.ceil(len(self.data.x_train) / self.hp.batch_size)
+        self.checkpoint_path = output_dir / CHECKPOINT_FILE
+        self.progress = Progress()
+        if spec.resume_from:
+            self.resume(Path(spec.resume_from))
+
+    def resume(self, path: Path) -> None:
+        state = load_checkpoint(path, self.spec.candidate.key())
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["shuffle"])
+        self.progress = Progress(**state["progress"])
+
+    def checkpoint(self) -> None:
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "candidate": self.spec.candidate.key(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()},
+                "progress": asdict(self.progress),
+            },
+        )
+
+    def train_epoch(self, stop: StopFlag) -> dict[str, float]:
+        """The rest of the current epoch's steps, then its validation metrics."""
+        progress, batch, n = self.progress, self.hp.batch_size, len(self.data.x_train)
+        started, first = time.perf_counter(), progress.next_batch
+        if progress.order is None:
+            progress.order = torch.randperm(n, generator=self.generator)
+        order = progress.order.to(self.data.x_train.device)
+        total_steps = self.epochs * self.steps_per_epoch
+        self.model.train()
+        for index in range(first, self.steps_per_epoch):
+            xb, yb = self.data.batch(
+                self.data.x_train, self.data.y_train, order[index * batch : (index + 1) * batch]
+            )
+            set_learning_rate(
+                self.optimizer, learning_rate(self.hp, progress.step, total_steps, self.steps_per_epoch)
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast(self.device, self.amp):
+                loss = self.criterion(self.model(xb).float(), yb)
+            loss.backward()  # type: ignore[no-untyped-call]
+            clip_gradients(self.model, self.hp)
+            self.optimizer.step()
+            progress.step, progress.next_batch = progress.step + 1, index + 1
+            progress.partial_loss += loss.item()
+            if stop.raised:
+                progress.seconds += time.perf_counter() - started
+                self.checkpoint()
+                raise Interrupted(progress.epoch + 1, self.checkpoint_path)
+        step_seconds = time.perf_counter() - started
+        metrics = evaluate(self.model, self.data.x_val, self.data.y_val, self.split, self.data, self.amp)
+        if not np.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"validation loss is {metrics['loss']} at epoch {progress.epoch + 1}")
+        seconds = time.perf_counter() - started
+        progress.seconds += seconds
+        return metrics | {
+            "trainLoss": progress.partial_loss / self.steps_per_epoch,
+            "learningRate": self.optimizer.param_groups[0]["lr"],
+            "epochSeconds": seconds,
+            "samplesPerSecond": min(n, (self.steps_per_epoch - first) * batch) / step_seconds,
+            "trainingSeconds": progress.seconds,
+        }
+
+    def end_epoch(self, metrics: dict[str, float]) -> bool:
+        """Record the epoch (keeping the best weights); whether early stopping says to stop."""
+        progress, value = self.progress, metrics[self.objective.metric]
+        best = progress.best_value
+        maximize = self.objective.direction is Direction.MAXIMIZE
+        if best is None or (value > best if maximize else value < best):
+            progress.best_value, progress.best_epoch, progress.stale = value, progress.epoch + 1, 0
+            progress.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            progress.stale += 1
+        progress.epoch += 1
+        progress.order, progress.next_batch, progress.partial_loss = None, 0, 0.0
+        progress.history.append({"epoch": progress.epoch, **metrics})
+        patience = self.spec.training.early_stopping_patience
+        return patience is not None and progress.stale >= patience
+
+    def finish(self) -> TrialResult:
+        """Evaluate the best epoch's weights, measure costs, and write the artifacts."""
+        model, split, data, device, progress = self.model, self.split, self.data, self.device, self.progress
+        model.load_state_dict(progress.best_weights)
+        metrics = evaluate(model, data.x_val, data.y_val, split, data, self.amp)
+        test: dict[str, float] = {}
+        if data.x_test is not None and data.y_test is not None:
+            test = evaluate(model, data.x_test, data.y_test, split, data, self.amp)
+        parameters = profiling.parameter_count(model)
+        metrics |= {
+            "trainingSeconds": progress.seconds,
+            "epochSeconds": float(np.mean([h["epochSeconds"] for h in progress.history])),
+            "samplesPerSecond": float(np.mean([h["samplesPerSecond"] for h in progress.history])),
+            "parameters": float(parameters),
+            "flops": float(profiling.forward_flops(model, data.x_val[:1].to(device))),
+            "peakMemoryBytes": float(profiling.peak_memory_bytes(device)),
+            "inferenceSecondsPerSample": profiling.inference_seconds_per_sample(
+                model, data.x_val[:256].to(device)
+            ),
+            **profiling.gpu_readings(device),
+        }
+        out = self.output_dir
+        torch.save(model.state_dict(), out / artifacts.WEIGHTS_FILE)
+        artifacts.write_architecture(out / artifacts.ARCHITECTURE_FILE, self.spec, split, parameters)
+        message = ""
+        try:
+            artifacts.export_model(model, split, out / artifacts.EXPORT_FILE)
+        except Exception as error:  # the trained weights are still good; say what is missing
+            message = f"no exported model: {type(error).__name__}: {error}"[:500]
+        return TrialResult(
+            name=self.spec.name,
+            phase="Succeeded",
+            metrics=metrics,
+            test_metrics=test,
+            epochs=progress.epoch,
+            best_epoch=progress.best_epoch,
+            message=message,
+        )
+
+
+def train(
+    spec: TrialSpec, output_dir: Path, on_epoch: EpochHook | None = None, stop: StopFlag | None = None
+) -> TrialResult:
+    """Train spec's candidate into output_dir and report the best epoch's metrics."""
+    trial = Trial(spec, output_dir)
+    stop = stop or StopFlag()
+    events = artifacts.EventLog(output_dir / "tensorboard")
+    with (output_dir / "metrics.jsonl").open("w") as log, contextlib.closing(events), stop.installed():
+        for past in trial.progress.history:  # a resumed trial's file holds its whole curve
+            log.write(json.dumps(past) + "\n")
+        while trial.progress.epoch < trial.epochs:
+            metrics = trial.train_epoch(stop)
+            stopping = trial.end_epoch(metrics)
+            log.write(json.dumps(trial.progress.history[-1]) + "\n")
             log.flush()
+            events.epoch(trial.progress.epoch, metrics)
             if on_epoch is not None:
-                on_epoch(epoch, metrics)
-    return TrialResult(name=spec.name, phase="Succeeded", metrics=metrics, epochs=spec.training.epochs)
+                on_epoch(trial.progress.epoch, metrics)
+            trial.checkpoint()
+            if stopping:
+                break
+    return trial.finish()

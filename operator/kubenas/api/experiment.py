@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from kubenas_trainer.spec import OBJECTIVE_METRICS, CamelModel, Direction, Training
+from kubenas_trainer.spec import (
+    CLASSIFICATION_METRICS,
+    OBJECTIVE_METRICS,
+    REGRESSION_METRICS,
+    CamelModel,
+    Direction,
+    ObjectiveRef,
+    Task,
+    Training,
+)
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubenas.api.space import SearchSpace
@@ -42,6 +51,10 @@ class Objective(CamelModel):
     @property
     def goal(self) -> Direction:
         return self.direction or OBJECTIVE_METRICS[self.metric]
+
+    def ref(self) -> ObjectiveRef:
+        """What the trainer needs to know of the objective."""
+        return ObjectiveRef(metric=self.metric, direction=self.goal)
 
     def better(self, a: float, b: float) -> bool:
         """Whether value a is strictly better than value b."""
@@ -159,6 +172,21 @@ class NASExperimentSpec(CamelModel):
     budget: Budget = Field(default=Budget(), description="Trial budget.")
     training: Training = Field(default=Training(), description="How each trial trains.")
     trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
+
+    @model_validator(mode="after")
+    def _objective_fits_the_task(self) -> Self:
+        task = self.training.known_task()
+        reported = {
+            Task.CLASSIFICATION: CLASSIFICATION_METRICS,
+            Task.REGRESSION: REGRESSION_METRICS,
+        }
+        metric = self.objective.metric
+        if task is not None and metric != "trainingSeconds" and metric not in reported[task]:
+            raise ValueError(
+                f"objective.metric: {metric} is not reported for {task} data set "
+                f"{self.training.dataset!r}; use one of {', '.join(reported[task])}"
+            )
+        return self
 
 
 class Metadata(CamelModel):

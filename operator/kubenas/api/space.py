@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Generic, Self, TypeVar
+import math
+from typing import Any, Generic, Self, TypeVar
 
-from kubenas_trainer.spec import Activation, CamelModel, LayerType, Optimizer
+from kubenas_trainer.spec import (
+    Activation,
+    CamelModel,
+    ClipMode,
+    LayerType,
+    Normalization,
+    Optimizer,
+    Pooling,
+    Schedule,
+)
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 _ONE_OF: dict[str, JsonValue] = {
@@ -72,7 +82,12 @@ class FloatDomain(_Domain[float]):
 
 
 class LayersSpace(CamelModel):
-    """Hidden layers: how many, of which kinds, how wide, with which activations."""
+    """Hidden layers: how many, of which kinds, how wide, with which activations.
+
+    The defaults of the fields after dropout keep every layer as before (no normalisation, no residual,
+    kernel 3, no pooling, one direction); a field with a single choice draws no random number, so a
+    manifest that leaves them out proposes the same candidates as before they existed.
+    """
 
     count: IntDomain = Field(default=IntDomain(min=1, max=3), description="Number of hidden layers (1-64).")
     types: list[LayerType] = Field(default=[LayerType.DENSE], min_length=1, description="Layer kinds.")
@@ -81,9 +96,23 @@ class LayersSpace(CamelModel):
         default=[Activation.RELU], min_length=1, description="Activation functions to choose from."
     )
     dropout: FloatDomain = Field(default=FloatDomain(values=[0.0]), description="Dropout after each layer.")
+    kernel_sizes: IntDomain = Field(
+        default=IntDomain(values=[3]), description="conv1d/conv2d kernel sizes (1-31)."
+    )
+    pooling: list[Pooling] = Field(
+        default=[Pooling.NONE], min_length=1, description="conv1d/conv2d pooling after the layer."
+    )
+    bidirectional: list[bool] = Field(default=[False], min_length=1, description="lstm/gru directions.")
+    normalization: list[Normalization] = Field(
+        default=[Normalization.NONE], min_length=1, description="Normalisation in each layer."
+    )
+    residual: list[bool] = Field(default=[False], min_length=1, description="Residual connection per layer.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        k_lo, k_hi = self.kernel_sizes.bounds()
+        if k_lo < 1 or k_hi > 31:
+            raise ValueError(f"kernelSizes: must lie in [1, 31] (got {k_lo}..{k_hi})")
         lo, hi = self.count.bounds()
         if lo < 1 or hi > 64:
             raise ValueError(f"count: layer count must lie in [1, 64] (got {lo:g}..{hi:g})")
@@ -103,6 +132,26 @@ class HyperparameterSpace(CamelModel):
     )
     optimizers: list[Optimizer] = Field(default=[Optimizer.ADAM], min_length=1, description="Optimizers.")
     batch_size: IntDomain = Field(default=IntDomain(values=[32, 64, 128]), description="Mini-batch size.")
+    weight_decay: FloatDomain = Field(default=FloatDomain(values=[0.0]), description="Weight decay (0-1).")
+    momentum: FloatDomain | None = Field(
+        default=None, description="sgd/rmsprop momentum in [0, 1) (default: 0.9 for sgd, 0 for rmsprop)."
+    )
+    schedules: list[Schedule] = Field(
+        default=[Schedule.CONSTANT], min_length=1, description="Learning-rate schedules."
+    )
+    warmup_epochs: IntDomain = Field(default=IntDomain(values=[0]), description="Warm-up epochs.")
+    gradient_clip: FloatDomain = Field(
+        default=FloatDomain(values=[0.0]), description="Gradient clipping threshold; 0 means no clipping."
+    )
+    gradient_clip_modes: list[ClipMode] = Field(
+        default=[ClipMode.NORM], min_length=1, description="Clip by norm or by value."
+    )
+    label_smoothing: FloatDomain = Field(
+        default=FloatDomain(values=[0.0]), description="Label smoothing in [0, 1) (classification)."
+    )
+    epochs: IntDomain | None = Field(
+        default=None, description="Training epochs (default: training.epochs for every trial)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -110,6 +159,21 @@ class HyperparameterSpace(CamelModel):
             raise ValueError("learningRate: must be > 0")
         if self.batch_size.bounds()[0] < 1:
             raise ValueError("batchSize: must be >= 1")
+        ranges: list[tuple[str, _Domain[Any] | None, float, float, bool]] = [
+            ("weightDecay", self.weight_decay, 0.0, 1.0, True),
+            ("momentum", self.momentum, 0.0, 1.0, False),
+            ("warmupEpochs", self.warmup_epochs, 0, 1000, True),
+            ("gradientClip", self.gradient_clip, 0.0, math.inf, True),
+            ("labelSmoothing", self.label_smoothing, 0.0, 1.0, False),
+            ("epochs", self.epochs, 1, 10000, True),
+        ]
+        for name, domain, low, high, closed in ranges:
+            if domain is None:
+                continue
+            lo, hi = domain.bounds()
+            if lo < low or hi > high or (not closed and hi >= high):
+                bracket = "]" if closed else ")"
+                raise ValueError(f"{name}: must lie in [{low:g}, {high:g}{bracket} (got {lo:g}..{hi:g})")
         return self
 
 

@@ -93,6 +93,10 @@ class NASTrialStatus(CamelModel):
     phase: TrialPhase = TrialPhase.PENDING
     objective_value: float | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Held-out test metrics of the best epoch (never used for selection).",
+    )
     epochs: int | None = None
     message: str = ""
     start_time: str | None = None

@@ -59,7 +59,7 @@ def trial_job(
         "command": ["kubenas-trainer"],
         "env": [
             {"name": "KUBENAS_TRIAL_NAME", "value": name},
-            {"name": "KUBENAS_TRIAL_SPEC", "value": trial.model_dump_json(by_alias=True)},
+            {"name": "KUBENAS_TRIAL_SPEC", "value": trial.model_dump_json(by_alias=True, exclude_none=True)},
             *({"name": e.name, "value": e.value} for e in template.env),
         ],
         "resources": {

@@ -145,7 +145,7 @@ class Reconciler:
                 launch.name,
                 namespace,
                 created["metadata"]["uid"],
-                trial_spec(launch.name, nas_spec, spec.training),
+                trial_spec(launch.name, nas_spec, spec.training, spec.objective.ref()),
                 nas_spec.index,
                 experiment,
                 spec.trial_template,

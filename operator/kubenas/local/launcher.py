@@ -71,7 +71,7 @@ class LocalLauncher:
         slot = self._free_slot()
         env = {
             **os.environ,
-            "KUBENAS_TRIAL_SPEC": spec.model_dump_json(by_alias=True),
+            "KUBENAS_TRIAL_SPEC": spec.model_dump_json(by_alias=True, exclude_none=True),
             "KUBENAS_TRIAL_NAME": spec.name,
             "KUBENAS_NUM_THREADS": str(self.threads),
             "OMP_NUM_THREADS": str(self.threads),

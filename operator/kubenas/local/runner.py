@@ -74,7 +74,8 @@ class LocalRun:
             nas_spec = self._trial_spec(launch.index, launch.seed, launch.candidate)
             self.store.create_trial(launch.name, nas_spec)
             self.launcher.launch(
-                trial_spec(launch.name, nas_spec, self.spec.training), self.store.trial_dir(launch.name)
+                trial_spec(launch.name, nas_spec, self.spec.training, self.spec.objective.ref()),
+                self.store.trial_dir(launch.name),
             )
             self._started[launch.name] = now_iso()
             self.progress.started(launch.name, launch.candidate)

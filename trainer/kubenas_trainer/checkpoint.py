@@ -1,0 +1,31 @@
+"""Checkpoints: everything needed to continue a trial exactly where it stopped (nanoGPT-style dict)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a checkpoint, even if the process is killed."""
+    partial = path.with_name(path.name + ".part")
+    torch.save({"version": CHECKPOINT_VERSION, **state}, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path, candidate_key: str) -> dict[str, Any]:
+    """A checkpoint of the same candidate; anything else is an error, not a silent restart."""
+    if not path.is_file():
+        raise FileNotFoundError(f"resumeFrom: no checkpoint at {path}")
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"resumeFrom: {path} has checkpoint version {state.get('version')}")
+    if state.get("candidate") != candidate_key:
+        raise ValueError(f"resumeFrom: {path} holds candidate {state.get('candidate')}, not {candidate_key}")
+    return state
