@@ -122,6 +122,19 @@ REGRESSION_DATASETS: Final = ("diabetes", "sunspots", "co2")
 DATA_FILE_SUFFIXES: Final = (".npz", ".csv", ".parquet", "-ubyte", "-ubyte.gz", "/")
 
 
+def _unset_off_values(data: Any, off: dict[str, tuple[Any, ...]]) -> Any:
+    """Drop optional fields given at their "off" value, so that one candidate has one canonical form
+    (and one key) whether a field was left out, sampled as off, or decoded by a strategy."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for field, values in off.items():
+        for key in {field, to_camel(field)}:
+            if key in out and out[key] is not None and any(out[key] == v for v in values):
+                del out[key]
+    return out
+
+
 class Layer(CamelModel):
     """One hidden layer of a candidate network.
 
@@ -147,6 +160,19 @@ class Layer(CamelModel):
     residual: bool | None = Field(
         default=None, description="Add the layer's input to its output (projected when widths differ)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, data: Any) -> Any:
+        return _unset_off_values(
+            data,
+            {
+                "pooling": ("none",),
+                "normalization": ("none",),
+                "residual": (False,),
+                "bidirectional": (False,),
+            },
+        )
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> Self:
@@ -188,6 +214,22 @@ class Hyperparameters(CamelModel):
     epochs: int | None = Field(
         default=None, ge=1, le=10000, description="Training epochs; overrides training.epochs when set."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, data: Any) -> Any:
+        data = _unset_off_values(
+            data,
+            {
+                "weight_decay": (0,),
+                "schedule": ("constant",),
+                "warmup_epochs": (0,),
+                "gradient_clip": (0,),
+                "label_smoothing": (0,),
+            },
+        )
+        clip = isinstance(data, dict) and (data.get("gradientClip") or data.get("gradient_clip"))
+        return _unset_off_values(data, {"gradient_clip_mode": ("norm",) if clip else ("norm", "value")})
 
 
 class Candidate(CamelModel):

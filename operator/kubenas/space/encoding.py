@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from kubenas_trainer.spec import Architecture, Candidate, Hyperparameters, Layer
+from kubenas_trainer.spec import (
+    CONV_LAYERS,
+    RECURRENT_LAYERS,
+    Architecture,
+    Candidate,
+    Hyperparameters,
+    Layer,
+    LayerType,
+)
 
 from kubenas.api.space import FloatDomain, IntDomain, SearchSpace
 from kubenas.space.params import Categorical, Condition, Integer, Param, ParamSpace, Point, Real, Value
@@ -44,12 +52,24 @@ def _keep(value: float) -> float:
 
 @dataclass(frozen=True)
 class Field:
-    """One searchable field: `attr` on the model, its camelCase `alias`, its domain in the SearchSpace."""
+    """One searchable field: `attr` on the model, its camelCase `alias`, its domain in the SearchSpace
+    (None when the space leaves the field out), how a value is rounded, and which value stands for
+    "unset" in a point (None: the domain's first value fills a field that does not apply)."""
 
     attr: str
     alias: str
-    param: Callable[[SearchSpace, str, Condition | None], Param]
+    param: Callable[[SearchSpace, str, Condition | None], Param | None]
     rounding: Callable[[float], float] = _keep
+    off: Value | None = None
+    applies: Callable[[LayerType], bool] = lambda _: True
+
+
+def _optional_float(domain: FloatDomain | None, name: str, condition: Condition | None) -> Param | None:
+    return None if domain is None else float_param(name, domain, condition)
+
+
+def _optional_int(domain: IntDomain | None, name: str, condition: Condition | None) -> Param | None:
+    return None if domain is None else int_param(name, domain, condition)
 
 
 LAYER_FIELDS: tuple[Field, ...] = (
@@ -57,6 +77,33 @@ LAYER_FIELDS: tuple[Field, ...] = (
     Field("units", "units", lambda s, n, c: int_param(n, s.layers.units, c)),
     Field("activation", "activation", lambda s, n, c: choice_param(n, list(s.layers.activations), c)),
     Field("dropout", "dropout", lambda s, n, c: float_param(n, s.layers.dropout, c), lambda v: round(v, 4)),
+    Field(
+        "kernel_size",
+        "kernelSize",
+        lambda s, n, c: int_param(n, s.layers.kernel_sizes, c),
+        applies=lambda t: t in CONV_LAYERS,
+    ),
+    Field(
+        "pooling",
+        "pooling",
+        lambda s, n, c: choice_param(n, list(s.layers.pooling), c),
+        off="none",
+        applies=lambda t: t in CONV_LAYERS,
+    ),
+    Field(
+        "bidirectional",
+        "bidirectional",
+        lambda s, n, c: choice_param(n, list(s.layers.bidirectional), c),
+        off=False,
+        applies=lambda t: t in RECURRENT_LAYERS,
+    ),
+    Field(
+        "normalization",
+        "normalization",
+        lambda s, n, c: choice_param(n, list(s.layers.normalization), c),
+        off="none",
+    ),
+    Field("residual", "residual", lambda s, n, c: choice_param(n, list(s.layers.residual), c), off=False),
 )
 
 HYPERPARAMETER_FIELDS: tuple[Field, ...] = (
@@ -68,6 +115,52 @@ HYPERPARAMETER_FIELDS: tuple[Field, ...] = (
     ),
     Field("optimizer", "optimizer", lambda s, n, c: choice_param(n, list(s.hyperparameters.optimizers), c)),
     Field("batch_size", "batchSize", lambda s, n, c: int_param(n, s.hyperparameters.batch_size, c)),
+    Field(
+        "weight_decay",
+        "weightDecay",
+        lambda s, n, c: float_param(n, s.hyperparameters.weight_decay, c),
+        lambda v: round(v, 6),
+        off=0.0,
+    ),
+    Field(
+        "momentum",
+        "momentum",
+        lambda s, n, c: _optional_float(s.hyperparameters.momentum, n, c),
+        lambda v: round(v, 6),
+    ),
+    Field(
+        "schedule",
+        "schedule",
+        lambda s, n, c: choice_param(n, list(s.hyperparameters.schedules), c),
+        off="constant",
+    ),
+    Field(
+        "warmup_epochs",
+        "warmupEpochs",
+        lambda s, n, c: int_param(n, s.hyperparameters.warmup_epochs, c),
+        off=0,
+    ),
+    Field(
+        "gradient_clip",
+        "gradientClip",
+        lambda s, n, c: float_param(n, s.hyperparameters.gradient_clip, c),
+        lambda v: round(v, 6),
+        off=0.0,
+    ),
+    Field(
+        "gradient_clip_mode",
+        "gradientClipMode",
+        lambda s, n, c: choice_param(n, list(s.hyperparameters.gradient_clip_modes), c),
+        off="norm",
+    ),
+    Field(
+        "label_smoothing",
+        "labelSmoothing",
+        lambda s, n, c: float_param(n, s.hyperparameters.label_smoothing, c),
+        lambda v: round(v, 6),
+        off=0.0,
+    ),
+    Field("epochs", "epochs", lambda s, n, c: _optional_int(s.hyperparameters.epochs, n, c)),
 )
 
 
@@ -86,6 +179,19 @@ def _plain(value: Any) -> Value:
     return plain
 
 
+def _contains(param: Param, value: Value) -> bool:
+    if isinstance(param, Categorical):
+        return value in param.choices
+    return not isinstance(value, str) and param.low <= value <= param.high
+
+
+def _filler(param: Param) -> Value:
+    """A fixed value of the domain for a field that does not apply (so points stay complete)."""
+    if isinstance(param, Categorical):
+        return param.choices[0]
+    return param.low
+
+
 class CandidateCodec:
     """Translates between a SearchSpace's candidates and points of its ParamSpace."""
 
@@ -93,29 +199,51 @@ class CandidateCodec:
         self.search_space = space
         self.max_layers = space.layers.count.bounds()[1]
         params: list[Param] = [int_param(COUNT, space.layers.count)]
+        self.layer_fields: list[Field] = []
+        self.hyperparameter_fields: list[Field] = []
+        for f in LAYER_FIELDS:
+            if f.param(space, layer_param(0, f), None) is not None:
+                self.layer_fields.append(f)
         for i in range(self.max_layers):
             condition = Condition(COUNT, i + 1)
-            params += [f.param(space, layer_param(i, f), condition) for f in LAYER_FIELDS]
-        params += [f.param(space, hyperparameter_param(f), None) for f in HYPERPARAMETER_FIELDS]
+            params += [p for f in self.layer_fields if (p := f.param(space, layer_param(i, f), condition))]
+        for f in HYPERPARAMETER_FIELDS:
+            if (p := f.param(space, hyperparameter_param(f), None)) is not None:
+                self.hyperparameter_fields.append(f)
+                params.append(p)
         self.space = ParamSpace(tuple(params))
+
+    def _encoded(self, name: str, field: Field, value: Any) -> Value:
+        """A field's value in a point; an unset field becomes its "off" value, or a filler."""
+        if value is not None:
+            return _plain(value)
+        param = self.space.by_name(name)
+        return field.off if field.off is not None and _contains(param, field.off) else _filler(param)
 
     def encode(self, candidate: Candidate) -> Point:
         layers = candidate.architecture.layers
         point: Point = {COUNT: len(layers)}
         for i, layer in enumerate(layers):
-            point |= {layer_param(i, f): _plain(getattr(layer, f.attr)) for f in LAYER_FIELDS}
+            for f in self.layer_fields:
+                name = layer_param(i, f)
+                point[name] = self._encoded(name, f, getattr(layer, f.attr))
         hp = candidate.hyperparameters
-        point |= {hyperparameter_param(f): _plain(getattr(hp, f.attr)) for f in HYPERPARAMETER_FIELDS}
+        for f in self.hyperparameter_fields:
+            name = hyperparameter_param(f)
+            point[name] = self._encoded(name, f, getattr(hp, f.attr))
         return point
 
     def decode(self, point: Mapping[str, Value]) -> Candidate:
         count = point[COUNT]
         assert isinstance(count, int)
-        layers = [
-            Layer.model_validate({f.attr: self._value(point, layer_param(i, f), f) for f in LAYER_FIELDS})
-            for i in range(count)
-        ]
-        hp = {f.attr: self._value(point, hyperparameter_param(f), f) for f in HYPERPARAMETER_FIELDS}
+        layers = []
+        for i in range(count):
+            kind = LayerType(str(point[layer_param(i, LAYER_FIELDS[0])]))
+            fields = {
+                f.attr: self._value(point, layer_param(i, f), f) for f in self.layer_fields if f.applies(kind)
+            }
+            layers.append(Layer.model_validate(fields))
+        hp = {f.attr: self._value(point, hyperparameter_param(f), f) for f in self.hyperparameter_fields}
         return Candidate(
             architecture=Architecture(layers=layers), hyperparameters=Hyperparameters.model_validate(hp)
         )
