@@ -2,9 +2,9 @@
 
 import numpy as np
 from kubenas.api import TrialPhase
+from kubenas.api.experiment import MetricGoal
 from kubenas.space.params import Integer, ParamSpace
 from kubenas.strategies.nsga2 import (
-    MetricGoal,
     NSGA2Searcher,
     NSGA2Settings,
     Scored,

@@ -26,19 +26,16 @@ DEFAULT_TRAINER_IMAGE = "ghcr.io/kubenas/kubenas-trainer:0.1.0"
 Quantity = int | str
 
 
-class Objective(CamelModel):
-    """The validation metric to optimise."""
+class MetricGoal(CamelModel):
+    """A validation metric and which way is better."""
 
     metric: str = Field(
         default="accuracy",
-        description=f"Validation metric to optimise: one of {', '.join(OBJECTIVE_METRICS)}.",
+        description=f"Validation metric: one of {', '.join(OBJECTIVE_METRICS)}.",
         json_schema_extra={"enum": list(OBJECTIVE_METRICS)},
     )
     direction: Direction | None = Field(
         default=None, description="maximize or minimize; defaults to the metric's natural direction."
-    )
-    target: float | None = Field(
-        default=None, description="Stop the experiment once a trial reaches this value."
     )
 
     @field_validator("metric")
@@ -51,6 +48,19 @@ class Objective(CamelModel):
     @property
     def goal(self) -> Direction:
         return self.direction or OBJECTIVE_METRICS[self.metric]
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, -1 when lower is: sign * value is always to be maximised."""
+        return 1.0 if self.goal is Direction.MAXIMIZE else -1.0
+
+
+class Objective(MetricGoal):
+    """The validation metric to optimise."""
+
+    target: float | None = Field(
+        default=None, description="Stop the experiment once a trial reaches this value."
+    )
 
     def ref(self) -> ObjectiveRef:
         """What the trainer needs to know of the objective."""

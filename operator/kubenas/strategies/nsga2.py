@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-from kubenas_trainer.spec import OBJECTIVE_METRICS, CamelModel, Candidate, Direction
-from pydantic import Field, field_validator, model_validator
+from kubenas_trainer.spec import CamelModel, Candidate
+from pydantic import Field, model_validator
 
-from kubenas.api.experiment import Objective
+from kubenas.api.experiment import MetricGoal, Objective
 from kubenas.api.space import SearchSpace
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
@@ -27,22 +27,6 @@ from kubenas.space.params import ParamSpace, Point
 from kubenas.strategies.base import Strategy, next_index
 from kubenas.strategies.searcher import rng_for
 from kubenas.trials import TrialRecord
-
-
-class MetricGoal(CamelModel):
-    metric: str = Field(description=f"Validation metric: one of {', '.join(OBJECTIVE_METRICS)}.")
-    direction: Direction | None = Field(default=None, description="Defaults to the metric's own.")
-
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, metric: str) -> str:
-        if metric not in OBJECTIVE_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; must be one of {', '.join(OBJECTIVE_METRICS)}")
-        return metric
-
-    @property
-    def sign(self) -> float:
-        return 1.0 if (self.direction or OBJECTIVE_METRICS[self.metric]) is Direction.MAXIMIZE else -1.0
 
 
 class NSGA2Settings(CamelModel):
