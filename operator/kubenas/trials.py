@@ -30,6 +30,7 @@ class TrialRecord:
     candidate: Candidate
     phase: TrialPhase = TrialPhase.PENDING
     metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
     message: str = ""
     epochs: int | None = None
     # False when the trial is recorded but nothing runs it yet (e.g. the runner died in between).
@@ -81,6 +82,7 @@ def record(spec: NASTrialSpec, status: NASTrialStatus, name: str, launched: bool
         candidate=spec.candidate,
         phase=status.phase,
         metrics=status.metrics,
+        test_metrics=status.test_metrics,
         message=status.message,
         epochs=status.epochs,
         launched=launched,

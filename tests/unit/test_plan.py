@@ -151,11 +151,14 @@ def test_an_evaluated_candidate_is_reused_not_trained_again() -> None:
         {"searchSpace": ONE_POINT, "budget": {"maxTrials": 4, "parallelTrials": 2}}
     )
     observed = trials(spec, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.RUNNING, None))
+    observed[0] = TrialRecord(**{**observed[0].__dict__, "test_metrics": {"accuracy": 0.88}})
     step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert step.launch == []
     assert [(r.name, r.index) for r in step.reuse] == [("exp-2", 2)]
     reused = step.reuse[0].status
     assert reused.phase is TrialPhase.SUCCEEDED and reused.objective_value == 0.9
+    assert reused.test_metrics == {"accuracy": 0.88}
+    assert step.status.best is not None and step.status.best.test_metrics == {"accuracy": 0.88}
     assert reused.message == "reused the result of exp-0 (same candidate)"
     assert step.status.trials.created == 3
 

@@ -51,7 +51,8 @@ class BestTrial(CamelModel):
     trial: str = Field(description="Name of the best trial.")
     objective_value: float
     candidate: Candidate
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics.")
+    test_metrics: dict[str, float] = Field(default_factory=dict, description="Held-out test metrics.")
 
 
 class ParetoMember(CamelModel):

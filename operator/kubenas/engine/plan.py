@@ -81,7 +81,11 @@ def best_trial(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> BestTr
         return None
     value, trial = best
     return BestTrial(
-        trial=trial.name, objective_value=value, candidate=trial.candidate, metrics=trial.metrics
+        trial=trial.name,
+        objective_value=value,
+        candidate=trial.candidate,
+        metrics=trial.metrics,
+        test_metrics=trial.test_metrics,
     )
 
 
@@ -202,6 +206,7 @@ def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NA
         phase=TrialPhase.SUCCEEDED,
         objective_value=source.metrics.get(spec.objective.metric),
         metrics=source.metrics,
+        test_metrics=source.test_metrics,
         epochs=source.epochs,
         message=f"reused the result of {source.name} (same candidate)",
         start_time=now,
