@@ -33,6 +33,8 @@ class TrialRecord:
     test_metrics: dict[str, float] = field(default_factory=dict)
     message: str = ""
     epochs: int | None = None
+    # Validation metrics after each epoch so far, where the backend observes them live.
+    progress: tuple[dict[str, float], ...] = ()
     # False when the trial is recorded but nothing runs it yet (e.g. the runner died in between).
     launched: bool = True
 

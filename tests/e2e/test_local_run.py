@@ -141,3 +141,41 @@ def test_warm_start_from_an_earlier_run(tmp_path: Path) -> None:
     third = kubenas("run", str(missing), "--output", str(runs))
     out, _ = third.communicate(timeout=60)
     assert third.returncode == 2 and "spec.strategy.warmStartFrom: no run of experiment 'ghost'" in out
+
+
+def test_median_rule_stops_trials_that_fall_behind(tmp_path: Path) -> None:
+    from kubenas.manifest import load_manifest
+    from kubenas.strategies import make_strategy
+
+    doc = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    doc["spec"]["searchSpace"] = {
+        "layers": {"count": {"values": [1]}, "units": {"values": [32]}, "activations": ["relu"]},
+        "hyperparameters": {
+            "learningRate": {"values": [0.00001, 0.01]},
+            "optimizers": ["adam"],
+            "batchSize": {"values": [64]},
+        },
+    }
+    doc["spec"]["budget"] = {"maxTrials": 4, "parallelTrials": 1}
+    doc["spec"]["training"]["epochs"] = 15
+    doc["spec"]["objective"] = {"metric": "accuracy"}
+    doc["spec"]["earlyStopping"] = {"rule": "median", "graceEpochs": 1, "minTrials": 1}
+    path = tmp_path / "exp.yaml"
+    for seed in range(50):  # a seed whose first trial learns and a later one does not
+        doc["spec"]["strategy"] = {"name": "random", "seed": seed}
+        path.write_text(yaml.safe_dump(doc))
+        rates = [c.hyperparameters.learning_rate for c in make_strategy(load_manifest(path).spec).ask([], 4)]
+        if rates[0] == 0.01 and 0.00001 in rates[1:]:
+            break
+    proc = kubenas("run", str(path), "--output", str(tmp_path / "runs"))
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    trials_dir = tmp_path / "runs" / "digits" / "trials"
+    for index, rate in enumerate(rates):
+        status = json.loads((trials_dir / f"digits-{index}" / "status.json").read_text())
+        if rate == 0.01:
+            assert status["phase"] == "Succeeded", status
+        else:
+            assert status["phase"] == "Stopped", status
+            assert status["message"].startswith("early stopping: best"), status
+            assert status["epochs"] < 15

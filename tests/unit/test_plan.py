@@ -83,7 +83,8 @@ def test_target_reached_stops_the_running_trials() -> None:
     observed = trials(spec, (TrialPhase.SUCCEEDED, 0.995), (TrialPhase.RUNNING, None))
     step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert step.status.phase is ExperimentPhase.SUCCEEDED
-    assert step.stop == ["exp-1"] and step.launch == []
+    assert [t.name for t in step.stop] == ["exp-1"] and step.launch == []
+    assert step.stop[0].reason == "experiment ended: TargetReached" and not step.stop[0].early
     assert step.status.conditions[-1].reason == "TargetReached"
 
 
@@ -104,7 +105,7 @@ def test_too_many_failures_fail_the_experiment() -> None:
     step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert step.status.phase is ExperimentPhase.FAILED
     assert step.status.conditions[-1].reason == "TooManyFailedTrials"
-    assert step.stop == ["exp-2"]
+    assert [t.name for t in step.stop] == ["exp-2"]
 
 
 def test_no_trial_succeeded_is_a_failure() -> None:
@@ -217,3 +218,50 @@ def test_warm_start_trials_feed_the_strategy_but_not_the_budget() -> None:
     assert [t.candidate for t in warm.launch] == expected
     assert [t.candidate for t in warm.launch] != [t.candidate for t in cold.launch]
     assert warm.reuse == []  # another experiment's results are not reused
+
+
+def with_curve(trial: TrialRecord, phase: TrialPhase, accuracies: list[float]) -> TrialRecord:
+    curve = tuple({"epoch": e + 1, "accuracy": a} for e, a in enumerate(accuracies))
+    return TrialRecord(**{**trial.__dict__, "phase": phase, "progress": curve})
+
+
+def test_median_rule_stops_a_running_trial_that_falls_behind() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {
+            "budget": {"maxTrials": 6, "parallelTrials": 3},
+            "earlyStopping": {"rule": "median", "graceEpochs": 1, "minTrials": 2},
+        }
+    )
+    base = trials(spec, *[(TrialPhase.RUNNING, None)] * 4)
+    observed = [
+        with_curve(base[0], TrialPhase.SUCCEEDED, [0.80, 0.90, 0.92]),
+        with_curve(base[1], TrialPhase.SUCCEEDED, [0.70, 0.85, 0.90]),
+        with_curve(base[2], TrialPhase.RUNNING, [0.30, 0.40]),  # best 0.40 < median of means (0.85, 0.775)
+        with_curve(base[3], TrialPhase.RUNNING, [0.75, 0.88]),  # keeps up
+    ]
+    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    assert [(s.name, s.early) for s in step.stop] == [("exp-2", True)]
+    assert step.stop[0].reason.startswith("early stopping: best 0.4 below the median")
+    off = spec.model_copy(update={"early_stopping": spec.early_stopping.model_copy(update={"rule": "none"})})
+    assert plan("exp", off, observed, NASExperimentStatus(), 1, NOW).stop == []
+
+
+def test_median_rule_waits_for_grace_epochs_and_enough_peers() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {
+            "budget": {"maxTrials": 6, "parallelTrials": 3},
+            "earlyStopping": {"rule": "median", "graceEpochs": 2, "minTrials": 2},
+        }
+    )
+    base = trials(spec, *[(TrialPhase.RUNNING, None)] * 3)
+    observed = [
+        with_curve(base[0], TrialPhase.SUCCEEDED, [0.80, 0.90, 0.92]),
+        with_curve(base[1], TrialPhase.SUCCEEDED, [0.70, 0.85, 0.90]),
+        with_curve(base[2], TrialPhase.RUNNING, [0.30, 0.40]),  # still within its grace epochs
+    ]
+    assert plan("exp", spec, observed, NASExperimentStatus(), 1, NOW).stop == []
+    lonely = [observed[0], observed[2]]  # one peer is fewer than minTrials
+    spec1 = spec.model_copy(
+        update={"early_stopping": spec.early_stopping.model_copy(update={"grace_epochs": 1})}
+    )
+    assert plan("exp", spec1, lonely, NASExperimentStatus(), 1, NOW).stop == []

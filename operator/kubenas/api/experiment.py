@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from kubenas_trainer.spec import (
     CLASSIFICATION_METRICS,
@@ -175,12 +175,35 @@ class TrialTemplate(CamelModel):
     )
 
 
+class EarlyStopping(CamelModel):
+    """Stop running trials that fall behind, judged on their per-epoch validation objective."""
+
+    rule: Literal["none", "median"] = Field(
+        default="none",
+        description=(
+            "median: stop a trial whose best objective so far is worse than the median of the other trials' "
+            "running averages at the same epoch (Google Vizier's median stopping rule)."
+        ),
+    )
+    grace_epochs: int = Field(
+        default=1, ge=0, description="Epochs every trial runs before it can be stopped."
+    )
+    min_trials: int = Field(default=3, ge=1, description="Trials that must have reached an epoch to compare.")
+
+
 class NASExperimentSpec(CamelModel):
     objective: Objective = Field(default=Objective(), description="What to optimise.")
     search_space: SearchSpace = Field(default=SearchSpace(), description="Candidates to search over.")
     strategy: StrategySpec = Field(default=StrategySpec(), description="How candidates are chosen.")
     budget: Budget = Field(default=Budget(), description="Trial budget.")
     training: Training = Field(default=Training(), description="How each trial trains.")
+    early_stopping: EarlyStopping = Field(
+        default=EarlyStopping(),
+        description=(
+            "Stop poor trials early from their per-epoch metrics. Needs live per-epoch metrics: the local "
+            "runner has them; on a cluster they come with the metrics pipeline (not yet), so there it waits."
+        ),
+    )
     trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
 
     @model_validator(mode="after")

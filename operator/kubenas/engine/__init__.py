@@ -14,6 +14,7 @@ __all__ = [
     "Plan",
     "TrialLaunch",
     "TrialReuse",
+    "TrialStop",
     "best_trial",
     "invalid_spec_status",
     "objective_value",

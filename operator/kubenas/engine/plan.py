@@ -6,6 +6,7 @@ Pure: no clock, no I/O. The kopf operator and the local runner both call plan() 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from kubenas.api.status import (
     TrialSummary,
 )
 from kubenas.engine.conditions import set_condition
+from kubenas.schedulers import MedianStopping, Progress, Stop
 from kubenas.strategies import make_strategy
 from kubenas.strategies.reuse import ResultCache, warm_start
 from kubenas.trials import TrialRecord, trial_name, trial_seed
@@ -55,10 +57,19 @@ class TrialReuse:
 
 
 @dataclass(frozen=True)
+class TrialStop:
+    """A running trial to stop, and why (the experiment ended, or the trial fell behind)."""
+
+    name: str
+    reason: str
+    early: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     launch: list[TrialLaunch] = field(default_factory=list)
     reuse: list[TrialReuse] = field(default_factory=list)
-    stop: list[str] = field(default_factory=list)
+    stop: list[TrialStop] = field(default_factory=list)
     status: NASExperimentStatus = field(default_factory=NASExperimentStatus)
 
     @property
@@ -179,7 +190,10 @@ def plan(
         if exhausted and not launch and not reuse:
             outcome = _outcome(spec, counts, best, exhausted=True)
 
-    stop = [t.name for t in trials if not t.phase.finished] if outcome is not None else []
+    if outcome is not None:
+        stop = [TrialStop(t.name, f"experiment ended: {outcome[1]}") for t in trials if not t.phase.finished]
+    else:
+        stop = early_stops(spec, trials)
     created = counts.created + sum(item.new for item in launch) + len(reuse)
     front = strategy.pareto_front(trials)
     conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
@@ -199,6 +213,34 @@ def plan(
         completion_time=(previous.completion_time or now) if outcome else None,
     )
     return Plan(launch=launch, reuse=reuse, stop=stop, status=status)
+
+
+def early_stops(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialStop]:
+    """Running trials the early-stopping rule stops, judged on their per-epoch objective so far."""
+    rule = spec.early_stopping
+    if rule.rule == "none":
+        return []
+    scheduler = MedianStopping(grace_epochs=rule.grace_epochs, min_trials=rule.min_trials)
+    progress = {t.name: _progress(spec, t) for t in trials if t.progress}
+    history = list(progress.values())
+    out = []
+    for trial in trials:
+        if trial.phase is TrialPhase.RUNNING and trial.name in progress:
+            decision = scheduler.decide(progress[trial.name], history)
+            if isinstance(decision, Stop):
+                out.append(TrialStop(trial.name, f"early stopping: {decision.reason}", early=True))
+    return out
+
+
+def _progress(spec: NASExperimentSpec, trial: TrialRecord) -> Progress:
+    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch)."""
+    scores = []
+    for row in trial.progress:
+        value = row.get(spec.objective.metric)
+        if value is None or not math.isfinite(value):
+            break
+        scores.append(spec.objective.sign * value)
+    return Progress(trial.name, trial.index, tuple(scores))
 
 
 def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NASTrialStatus:

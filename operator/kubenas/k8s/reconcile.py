@@ -154,11 +154,11 @@ class Reconciler:
             if launch.new:
                 self.event("Normal", "TrialCreated", f"{launch.name}: {launch.candidate.key()}")
         by_name = {r.name: r for r in records}
-        for name in step.stop:
-            self.api.delete_job(namespace, name)
-            if name in by_name:
-                stopped = NASTrialStatus(phase=TrialPhase.STOPPED, message="experiment finished")
-                self.api.patch_trial_status(namespace, name, status_patch(stopped))
+        for stop in step.stop:
+            self.api.delete_job(namespace, stop.name)
+            if stop.name in by_name:
+                stopped = NASTrialStatus(phase=TrialPhase.STOPPED, message=stop.reason)
+                self.api.patch_trial_status(namespace, stop.name, status_patch(stopped))
 
 
 def _trial_spec(experiment: str, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:

@@ -60,11 +60,21 @@ class LocalRun:
     def _step(self, previous: NASExperimentStatus) -> Plan:
         records = self.store.records(self.launcher.running)
         step = plan(self.name, self.spec, records, previous, generation=None, now=now_iso(), warm=self.warm)
-        for name in step.stop:
-            self.launcher.stop(name)
-            self.store.finish_trial(
-                name, NASTrialStatus(phase=TrialPhase.STOPPED, message=step.status.conditions[-1].message)
+        progress = {r.name: r.progress for r in records}
+        for stop in step.stop:
+            self.launcher.stop(stop.name)
+            last = progress.get(stop.name) or ({},)
+            metrics = {k: v for k, v in last[-1].items() if k != "epoch"}
+            status = NASTrialStatus(
+                phase=TrialPhase.STOPPED,
+                metrics=metrics,
+                epochs=len(progress.get(stop.name, ())),
+                message=stop.reason,
+                start_time=self._started.get(stop.name),
+                completion_time=now_iso(),
             )
+            self.store.finish_trial(stop.name, status)
+            self.progress.finished(stop.name, status)
         for reuse in step.reuse:
             self.store.create_trial(reuse.name, self._trial_spec(reuse.index, reuse.seed, reuse.candidate))
             self.store.finish_trial(reuse.name, reuse.status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class RunStore:
         self.root = root
         self.trials_dir = root / "trials"
         self.trials_dir.mkdir(parents=True, exist_ok=True)
+        self._finished_curves: dict[str, tuple[dict[str, float], ...]] = {}
 
     def trial_dir(self, name: str) -> Path:
         return self.trials_dir / name
@@ -78,5 +80,23 @@ class RunStore:
                 status = NASTrialStatus.model_validate_json(status_path.read_text())
             else:
                 status = NASTrialStatus(phase="Running" if name in running else "Pending")
-            out.append(record(spec, status, name, launched=status.phase.finished or name in running))
+            trial = record(spec, status, name, launched=status.phase.finished or name in running)
+            out.append(replace(trial, progress=self._curve(name, status.phase.finished)))
         return out
+
+    def _curve(self, name: str, finished: bool) -> tuple[dict[str, float], ...]:
+        """A trial's per-epoch metrics; a finished trial's curve is read once and kept."""
+        if name in self._finished_curves:
+            return self._finished_curves[name]
+        curve = self.epochs_so_far(name)
+        if finished:
+            self._finished_curves[name] = curve
+        return curve
+
+    def epochs_so_far(self, name: str) -> tuple[dict[str, float], ...]:
+        """The per-epoch validation metrics the trainer has written so far (whole lines only)."""
+        path = self.trial_dir(name) / "metrics.jsonl"
+        if not path.exists():
+            return ()
+        text = path.read_text()
+        return tuple(json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines())
