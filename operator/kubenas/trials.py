@@ -45,23 +45,16 @@ def status_from_result(
     """A finished trial's status from what its trainer reported."""
     succeeded = result.phase == "Succeeded"
     value = result.metrics.get(objective_metric) if succeeded else None
+    message = result.message
     if succeeded and value is None:
-        return NASTrialStatus(
-            phase=TrialPhase.FAILED,
-            metrics=result.metrics,
-            test_metrics=result.test_metrics,
-            epochs=result.epochs,
-            message=f"the trainer reported no {objective_metric!r} metric",
-            start_time=start_time,
-            completion_time=now,
-        )
+        succeeded, message = False, f"the trainer reported no {objective_metric!r} metric"
     return NASTrialStatus(
         phase=TrialPhase.SUCCEEDED if succeeded else TrialPhase.FAILED,
         objective_value=value,
         metrics=result.metrics,
         test_metrics=result.test_metrics,
         epochs=result.epochs,
-        message=result.message,
+        message=message,
         start_time=start_time,
         completion_time=now,
     )

@@ -94,3 +94,19 @@ def test_observe_failed_job_keeps_the_reason() -> None:
     assert crashed.phase is TrialPhase.FAILED and "boom" in crashed.message
     deadline = observe_trial("exp-4", NASTrialStatus(), _job("Failed"), [], "accuracy", "now")
     assert deadline.phase is TrialPhase.FAILED and deadline.message.startswith("Job failed: X: m")
+
+
+def test_a_result_without_the_objective_metric_fails_the_trial() -> None:
+    from kubenas.trials import status_from_result
+
+    missing = TrialResult(name="t", phase="Succeeded", metrics={"loss": 0.2}, epochs=3)
+    status = status_from_result(missing, "accuracy", "now", "then")
+    assert (status.phase, status.objective_value) == (TrialPhase.FAILED, None)
+    assert status.message == "the trainer reported no 'accuracy' metric" and status.metrics == {"loss": 0.2}
+    ok = status_from_result(missing, "loss", "now", "then")
+    assert (ok.phase, ok.objective_value, ok.start_time, ok.completion_time) == (
+        TrialPhase.SUCCEEDED,
+        0.2,
+        "then",
+        "now",
+    )
