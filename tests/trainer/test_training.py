@@ -148,6 +148,53 @@ def test_resume_from_a_checkpoint_continues_the_same_curve(make_spec: MakeSpec, 
 
 
 @pytest.mark.slow
+def test_a_trial_paused_at_a_rung_and_continued_follows_the_uninterrupted_curve(
+    make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    """ASHA's pause and promote: stopAtEpoch pauses with a checkpoint, the continuation is seamless
+    (the cosine schedule spans all 4 epochs in both runs)."""
+    layers = [layer("dense", 64, dropout=0.3)]
+    straight, rung = tmp_path / "straight", tmp_path / "rung"
+    straight.mkdir(), rung.mkdir()
+    spec = make_spec(layers, epochs=4, schedule="cosine")
+    train(spec, straight)
+    paused = train(spec.model_copy(update={"stop_at_epoch": 2}), rung)
+    assert paused.phase == "Paused" and paused.epochs == 2 and paused.test_metrics == {}
+    assert paused.metrics["accuracy"] == curve(rung)[-1]["accuracy"]  # the last epoch, not the best
+    assert not (rung / "model.pt2").exists()
+    promoted = spec.model_copy(update={"resume_from": str(rung / "checkpoint.pt"), "stop_at_epoch": 4})
+    result = train(promoted, rung)
+    assert result.phase == "Succeeded" and result.epochs == 4
+    assert curve(rung) == curve(straight)
+
+
+@pytest.mark.slow
+def test_start_from_another_trials_checkpoint_keeps_its_weights_and_epochs(
+    make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    """PBT's exploit and MIHA's clones: new hyperparameters, the parent's weights and epoch count."""
+    parent_dir, child_dir, fresh_dir, bad_dir = (tmp_path / d for d in ("parent", "child", "fresh", "bad"))
+    for d in (parent_dir, child_dir, fresh_dir, bad_dir):
+        d.mkdir()
+    layers = [layer("dense", 64)]
+    parent = train(make_spec(layers, epochs=6).model_copy(update={"stop_at_epoch": 3}), parent_dir)
+    assert parent.phase == "Paused"
+    child_spec = make_spec(layers, epochs=6, learningRate=0.001, batchSize=32)
+    child = train(child_spec.model_copy(update={"start_from": str(parent_dir / "checkpoint.pt")}), child_dir)
+    assert child.phase == "Succeeded" and child.epochs == 6
+    child_curve = curve(child_dir)
+    assert [row["epoch"] for row in child_curve] == [1, 2, 3, 4, 5, 6]
+    assert child_curve[:3] == curve(parent_dir)  # the parent's epochs, then the child's own
+    assert child_curve[3]["learningRate"] == pytest.approx(0.001)
+    # The child's first epoch starts from trained weights: far below a first epoch from scratch.
+    train(child_spec.model_copy(update={"stop_at_epoch": 1}), fresh_dir)
+    assert child_curve[3]["loss"] < 0.7 * curve(fresh_dir)[0]["loss"]
+    wider = make_spec([layer("dense", 32)], epochs=6)
+    with pytest.raises(UnusableSpec, match=r"startFrom: .* weights of another shape"):
+        train(wider.model_copy(update={"start_from": str(parent_dir / "checkpoint.pt")}), bad_dir)
+
+
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_same_curve(
     make_spec: MakeSpec, run_trainer: RunTrainer, trainer_env: Env, tmp_path: Path
 ) -> None:

@@ -3,8 +3,10 @@
 Input: --spec FILE, or the JSON text in KUBENAS_TRIAL_SPEC (how a Kubernetes Job passes it).
 Output: OUTPUT/result.json and, on a cluster, the same JSON as the container's termination message
 (path from KUBENAS_TERMINATION_LOG, default /dev/termination-log), which the operator reads.
---resume continues from OUTPUT/checkpoint.pt when one is there (a restarted pod picks up its work).
-Exit status: 0 succeeded, 1 training failed, 2 unusable spec (including one that cannot run on its
+--resume continues from OUTPUT/checkpoint.pt when one is there (a restarted pod picks up its work,
+a promoted trial goes on from its rung); it takes precedence over the spec's startFrom.
+A trial with stopAtEpoch before its last epoch pauses there: it reports phase Paused and exits 0.
+Exit status: 0 succeeded or paused, 1 training failed, 2 unusable spec (including one that cannot run on its
 data set, e.g. conv2d on tabular data), 143 stopped by SIGTERM after writing a checkpoint.
 """
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         result = TrialResult(name=spec.name, phase="Failed", message=f"{type(error).__name__}: {error}")
     _report(result, output_dir)
-    return 0 if result.phase == "Succeeded" else 1
+    return 0 if result.phase in ("Succeeded", "Paused") else 1
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def load_checkpoint(path: Path, candidate_key: str) -> dict[str, Any]:
-    """A checkpoint of the same candidate; anything else is an error, not a silent restart."""
+def load_checkpoint(path: Path, candidate_key: str | None, field: str = "resumeFrom") -> dict[str, Any]:
+    """A checkpoint of the given candidate (any candidate when None: a start from another trial's
+    weights); anything else is an error, not a silent restart."""
     if not path.is_file():
-        raise FileNotFoundError(f"resumeFrom: no checkpoint at {path}")
+        raise FileNotFoundError(f"{field}: no checkpoint at {path}")
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"resumeFrom: {path} has checkpoint version {state.get('version')}")
-    if state.get("candidate") != candidate_key:
-        raise ValueError(f"resumeFrom: {path} holds candidate {state.get('candidate')}, not {candidate_key}")
+        raise ValueError(f"{field}: {path} has checkpoint version {state.get('version')}")
+    if candidate_key is not None and state.get("candidate") != candidate_key:
+        raise ValueError(f"{field}: {path} holds candidate {state.get('candidate')}, not {candidate_key}")
     return state

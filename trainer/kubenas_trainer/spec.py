@@ -333,19 +333,36 @@ class TrialSpec(CamelModel):
         default=None, description="Metric that picks the best epoch (default: validation loss)."
     )
     resume_from: str | None = Field(
-        default=None, description="Checkpoint file to continue from (a later strategy continues a trial)."
+        default=None, description="This trial's own checkpoint file to continue from (same candidate)."
+    )
+    start_from: str | None = Field(
+        default=None,
+        description="Another trial's checkpoint to start from (PBT exploit, MIHA clones): its weights, "
+        "its epoch count, and its optimizer state when the optimizer is the same. The candidate may "
+        "differ in hyperparameters and activations, not in the shape of its weights.",
+    )
+    stop_at_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Pause after this many epochs in total (a rung, a segment): report phase Paused and "
+        "keep the checkpoint, so a later run continues it. The learning-rate schedule still spans "
+        "all epochs.",
     )
 
 
 class TrialResult(CamelModel):
     """Output of one trial: validation metrics of the best epoch (plus cost metrics), or why it failed.
 
+    A Paused trial (it reached stopAtEpoch) reports its last epoch's validation metrics instead: that
+    is the state its checkpoint holds and a continuation starts from.
+
     Held-out test metrics stay apart in test_metrics, so no strategy can select on them.
     """
 
     api_version: Literal["kubenas.dev/trial-result/v1"] = TRIAL_RESULT_VERSION
     name: str
-    phase: Literal["Succeeded", "Failed"]
+    phase: Literal["Succeeded", "Failed", "Paused"]
     metrics: dict[str, float] = Field(default_factory=dict)
     test_metrics: dict[str, float] = Field(default_factory=dict)
     epochs: int = 0

@@ -140,6 +140,8 @@ class Trial:
         self.progress = Progress()
         if spec.resume_from:
             self.resume(Path(spec.resume_from))
+        elif spec.start_from:
+            self.start_from(Path(spec.start_from))
 
     def resume(self, path: Path) -> None:
         state = load_checkpoint(path, self.spec.candidate.key())
@@ -149,11 +151,33 @@ class Trial:
         self.generator.set_state(state["rng"]["shuffle"])
         self.progress = Progress(**state["progress"])
 
+    def start_from(self, path: Path) -> None:
+        """Begin from another trial's checkpoint: its weights, epochs and curve, with this trial's
+        hyperparameters (the optimizer's moments carry over only when the optimizer is the same)."""
+        state = load_checkpoint(path, None, field="startFrom")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise UnusableSpec(f"startFrom: {path} holds weights of another shape: {error}") from error
+        if state.get("optimizerName") == self.hp.optimizer.value:
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+            self.optimizer.load_state_dict(state["optimizer"])
+            for group, own in zip(self.optimizer.param_groups, settings, strict=True):
+                group.update(own)  # this trial's weight decay, momentum …; the moments are the parent's
+        parent = Progress(**state["progress"])
+        self.progress = Progress(
+            epoch=parent.epoch,
+            step=parent.epoch * self.steps_per_epoch,  # the schedule's position, in this batch size
+            seconds=parent.seconds,
+            history=list(parent.history),
+        )
+
     def checkpoint(self) -> None:
         save_checkpoint(
             self.checkpoint_path,
             {
                 "candidate": self.spec.candidate.key(),
+                "optimizerName": self.hp.optimizer.value,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.generator.get_state()},
@@ -219,10 +243,23 @@ class Trial:
         patience = self.spec.training.early_stopping_patience
         return patience is not None and progress.stale >= patience
 
+    def paused(self) -> TrialResult:
+        """The result at a pause: the last epoch's validation metrics, i.e. the checkpoint's state."""
+        last = {k: v for k, v in self.progress.history[-1].items() if k != "epoch"}
+        return TrialResult(
+            name=self.spec.name,
+            phase="Paused",
+            metrics=last | {"trainingSeconds": self.progress.seconds},
+            epochs=self.progress.epoch,
+            best_epoch=self.progress.best_epoch or None,
+            message=f"paused after epoch {self.progress.epoch} of {self.epochs}",
+        )
+
     def finish(self) -> TrialResult:
         """Evaluate the best epoch's weights, measure costs, and write the artifacts."""
         model, split, data, device, progress = self.model, self.split, self.data, self.device, self.progress
-        model.load_state_dict(progress.best_weights)
+        if progress.best_weights:  # empty when a start-from trial had no epoch left to train
+            model.load_state_dict(progress.best_weights)
         metrics = evaluate(model, data.x_val, data.y_val, split, data, self.amp)
         test: dict[str, float] = {}
         if data.x_test is not None and data.y_test is not None:
@@ -266,10 +303,12 @@ def train(
     trial = Trial(spec, output_dir)
     stop = stop or StopFlag()
     events = artifacts.EventLog(output_dir / "tensorboard")
+    pause_at = min(trial.epochs, spec.stop_at_epoch or trial.epochs)
+    stopping = False
     with (output_dir / "metrics.jsonl").open("w") as log, contextlib.closing(events), stop.installed():
         for past in trial.progress.history:  # a resumed trial's file holds its whole curve
             log.write(json.dumps(past) + "\n")
-        while trial.progress.epoch < trial.epochs:
+        while trial.progress.epoch < pause_at:
             metrics = trial.train_epoch(stop)
             stopping = trial.end_epoch(metrics)
             log.write(json.dumps(trial.progress.history[-1]) + "\n")
@@ -280,4 +319,6 @@ def train(
             trial.checkpoint()
             if stopping:
                 break
+    if not stopping and pause_at <= trial.progress.epoch < trial.epochs:
+        return trial.paused()
     return trial.finish()
