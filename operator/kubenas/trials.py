@@ -37,19 +37,25 @@ class TrialRecord:
     progress: tuple[dict[str, float], ...] = ()
     # False when the trial is recorded but nothing runs it yet (e.g. the runner died in between).
     launched: bool = True
+    # Set by strategies that continue trials (PBT, MIHA): the trial whose checkpoint this one starts
+    # from, where it pauses, and why it was made.
+    start_from: str | None = None
+    stop_at_epoch: int | None = None
+    note: str = ""
 
 
 def status_from_result(
     result: TrialResult, objective_metric: str, now: str, start_time: str | None
 ) -> NASTrialStatus:
     """A finished trial's status from what its trainer reported."""
-    succeeded = result.phase == "Succeeded"
+    succeeded = result.phase in ("Succeeded", "Paused")
     value = result.metrics.get(objective_metric) if succeeded else None
     message = result.message
     if succeeded and value is None:
         succeeded, message = False, f"the trainer reported no {objective_metric!r} metric"
+    phase = TrialPhase.PAUSED if result.phase == "Paused" else TrialPhase.SUCCEEDED
     return NASTrialStatus(
-        phase=TrialPhase.SUCCEEDED if succeeded else TrialPhase.FAILED,
+        phase=phase if succeeded else TrialPhase.FAILED,
         objective_value=value,
         metrics=result.metrics,
         test_metrics=result.test_metrics,
@@ -81,13 +87,28 @@ def record(spec: NASTrialSpec, status: NASTrialStatus, name: str, launched: bool
         message=status.message,
         epochs=status.epochs,
         launched=launched,
+        start_from=spec.start_from,
+        stop_at_epoch=spec.stop_at_epoch,
+        note=spec.note,
     )
 
 
 def trial_spec(
-    name: str, spec: NASTrialSpec, training: Training, objective: ObjectiveRef | None = None
+    name: str,
+    spec: NASTrialSpec,
+    training: Training,
+    objective: ObjectiveRef | None = None,
+    stop_at: int | None = None,
+    start_from: str | None = None,
 ) -> TrialSpec:
-    """The trainer's input for one trial (the objective picks its best epoch and drives early stopping)."""
+    """The trainer's input for one trial (the objective picks its best epoch and drives early stopping);
+    `start_from` is the path of the checkpoint named by spec.start_from, `stop_at` where it pauses."""
     return TrialSpec(
-        name=name, candidate=spec.candidate, training=training, seed=spec.seed, objective=objective
+        name=name,
+        candidate=spec.candidate,
+        training=training,
+        seed=spec.seed,
+        objective=objective,
+        stop_at_epoch=stop_at,
+        start_from=start_from,
     )

@@ -179,3 +179,38 @@ def test_median_rule_stops_trials_that_fall_behind(tmp_path: Path) -> None:
             assert status["phase"] == "Stopped", status
             assert status["message"].startswith("early stopping: best"), status
             assert status["epochs"] < 15
+
+
+def test_asha_pauses_trials_at_rungs_and_promotes_the_best_from_their_checkpoints(tmp_path: Path) -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
+    doc["spec"]["budget"] = {"maxTrials": 6, "parallelTrials": 2}
+    doc["spec"]["training"]["epochs"] = 9
+    doc["spec"]["objective"] = {"metric": "accuracy"}
+    doc["spec"]["strategy"] = {"name": "tpe", "seed": 3, "settings": {"nStartupTrials": 3}}
+    doc["spec"]["earlyStopping"] = {"rule": "asha", "minEpochs": 1, "reductionFactor": 3}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = kubenas("run", str(path), "--output", str(tmp_path / "runs"))
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    run_dir = tmp_path / "runs" / "digits"
+    status = json.loads((run_dir / "status.json").read_text())
+    trials = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("trials/*/status.json")}
+    assert status["phase"] == "Succeeded" and len(trials) == 6
+    epochs = {name: t["epochs"] for name, t in trials.items()}
+    full = [name for name, e in epochs.items() if e == 9]
+    assert full and all(trials[n]["phase"] == "Succeeded" for n in full)
+    assert status["best"]["trial"] in full
+    # The others stopped at a rung (1 or 3), paused when the experiment ended.
+    assert all(e in (1, 3) for n, e in epochs.items() if n not in full), epochs
+    assert all(trials[n]["phase"] == "Stopped" for n in trials if n not in full)
+    assert sum(epochs.values()) < 6 * 9 / 2  # at most half the epochs of training every trial fully
+    for name in full:  # promoted twice, resumed from its checkpoint each time: one unbroken curve
+        curve = (run_dir / "trials" / name / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 10))
+        assert f"[{name}] promoted  continues to epoch 3" in out
+        assert f"[{name}] promoted  continues to epoch 9" in out
+        log = (run_dir / "trials" / name / "trainer.log").read_text()
+        checkpoint = run_dir / "trials" / name / "checkpoint.pt"
+        assert f"resumed from {checkpoint} after epoch 1\n" in log
+        assert f"resumed from {checkpoint} after epoch 3\n" in log

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from kubenas_trainer.checkpoint import CHECKPOINT_FILE
-from kubenas_trainer.spec import TrialResult, TrialSpec, UnusableSpec
+from kubenas_trainer.spec import CHECKPOINT_FILE, TrialResult, TrialSpec, UnusableSpec
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_FILE = "checkpoint.pt"
+from kubenas_trainer.spec import CHECKPOINT_FILE
+
+__all__ = ["CHECKPOINT_FILE", "load_checkpoint", "save_checkpoint"]
 CHECKPOINT_VERSION = 1
 
 

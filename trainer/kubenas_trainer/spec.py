@@ -18,6 +18,8 @@ from pydantic.alias_generators import to_camel
 TRIAL_SPEC_VERSION: Final = "kubenas.dev/trial-spec/v1"
 TRIAL_RESULT_VERSION: Final = "kubenas.dev/trial-result/v1"
 TERMINATION_MESSAGE_LIMIT = 4096
+# The trainer's checkpoint in its output directory: what --resume continues and startFrom names.
+CHECKPOINT_FILE: Final = "checkpoint.pt"
 
 
 class UnusableSpec(ValueError):

@@ -150,6 +150,7 @@ class Trial:
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["shuffle"])
         self.progress = Progress(**state["progress"])
+        print(f"resumed from {path} after epoch {self.progress.epoch}", flush=True)
 
     def start_from(self, path: Path) -> None:
         """Begin from another trial's checkpoint: its weights, epochs and curve, with this trial's
@@ -171,6 +172,7 @@ class Trial:
             seconds=parent.seconds,
             history=list(parent.history),
         )
+        print(f"started from {path} after epoch {parent.epoch}", flush=True)
 
     def checkpoint(self) -> None:
         save_checkpoint(

@@ -176,19 +176,30 @@ class TrialTemplate(CamelModel):
 
 
 class EarlyStopping(CamelModel):
-    """Stop running trials that fall behind, judged on their per-epoch validation objective."""
+    """Stop or pause trials that fall behind, judged on their per-epoch validation objective."""
 
-    rule: Literal["none", "median"] = Field(
+    rule: Literal["none", "median", "asha", "hyperband"] = Field(
         default="none",
         description=(
             "median: stop a trial whose best objective so far is worse than the median of the other trials' "
-            "running averages at the same epoch (Google Vizier's median stopping rule)."
+            "running averages at the same epoch (Google Vizier's median stopping rule). "
+            "asha: asynchronous successive halving; trials pause at rungs minEpochs * reductionFactor^k "
+            "and only the top 1/reductionFactor at a rung is promoted, resuming from its checkpoint, "
+            "up to training.epochs. hyperband: asynchronous Hyperband, ASHA brackets with later first rungs."
         ),
     )
     grace_epochs: int = Field(
-        default=1, ge=0, description="Epochs every trial runs before it can be stopped."
+        default=1, ge=0, description="median: epochs every trial runs before it can be stopped."
     )
-    min_trials: int = Field(default=3, ge=1, description="Trials that must have reached an epoch to compare.")
+    min_trials: int = Field(
+        default=3, ge=1, description="median: trials that must have reached an epoch to compare."
+    )
+    min_epochs: int = Field(
+        default=1, ge=1, le=10000, description="asha, hyperband: the first rung (epochs)."
+    )
+    reduction_factor: int = Field(
+        default=3, ge=2, le=100, description="asha, hyperband: 1/reductionFactor of a rung is promoted."
+    )
 
 
 class NASExperimentSpec(CamelModel):
@@ -200,8 +211,9 @@ class NASExperimentSpec(CamelModel):
     early_stopping: EarlyStopping = Field(
         default=EarlyStopping(),
         description=(
-            "Stop poor trials early from their per-epoch metrics. Needs live per-epoch metrics: the local "
-            "runner has them; on a cluster they come with the metrics pipeline (not yet), so there it waits."
+            "Stop poor trials early from their per-epoch metrics. median needs live per-epoch metrics: the "
+            "local runner has them; on a cluster they come with the metrics pipeline (not yet), so there it "
+            "waits. asha and hyperband pause trials at rungs and continue them from their checkpoints."
         ),
     )
     trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
@@ -218,6 +230,16 @@ class NASExperimentSpec(CamelModel):
             raise ValueError(
                 f"objective.metric: {metric} is not reported for {task} data set "
                 f"{self.training.dataset!r}; use one of {', '.join(reported[task])}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rungs_fit_the_epochs(self) -> Self:
+        rule = self.early_stopping
+        if rule.rule in ("asha", "hyperband") and rule.min_epochs >= self.training.epochs:
+            raise ValueError(
+                f"earlyStopping.minEpochs: must be below training.epochs for rule {rule.rule} "
+                f"(minEpochs={rule.min_epochs}, training.epochs={self.training.epochs})"
             )
         return self
 

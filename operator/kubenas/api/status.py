@@ -11,6 +11,7 @@ from pydantic import Field
 class TrialPhase(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
+    PAUSED = "Paused"  # reached its stopAtEpoch; its checkpoint can be continued (ASHA, PBT, MIHA)
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     STOPPED = "Stopped"
@@ -42,6 +43,7 @@ class TrialCounts(CamelModel):
     created: int = 0
     pending: int = 0
     running: int = 0
+    paused: int = 0
     succeeded: int = 0
     failed: int = 0
     stopped: int = 0
@@ -88,6 +90,15 @@ class NASTrialSpec(CamelModel):
     candidate_key: str = Field(description="Canonical hash of the candidate.")
     seed: int = Field(ge=0)
     candidate: Candidate
+    start_from: str | None = Field(
+        default=None,
+        description="The trial whose checkpoint this one starts from (PBT exploit, MIHA clone); the "
+        "candidate keeps that trial's weight shapes.",
+    )
+    stop_at_epoch: int | None = Field(
+        default=None, ge=1, description="Pause after this many epochs in total (a PBT or MIHA segment)."
+    )
+    note: str = Field(default="", description="Why the strategy made this trial (e.g. PBT's change log).")
 
 
 class NASTrialStatus(CamelModel):

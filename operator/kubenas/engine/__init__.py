@@ -4,6 +4,7 @@ from kubenas.engine.plan import (
     Plan,
     TrialLaunch,
     TrialReuse,
+    TrialStop,
     best_trial,
     invalid_spec_status,
     objective_value,

@@ -6,7 +6,6 @@ Pure: no clock, no I/O. The kopf operator and the local runner both call plan() 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,8 +24,10 @@ from kubenas.api.status import (
     TrialSummary,
 )
 from kubenas.engine.conditions import set_condition
-from kubenas.schedulers import MedianStopping, Progress, Stop
+from kubenas.engine.fidelity import Fidelity, progress_of
+from kubenas.schedulers import MedianStopping, Stop
 from kubenas.strategies import make_strategy
+from kubenas.strategies.base import Proposal
 from kubenas.strategies.reuse import ResultCache, warm_start
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 
@@ -36,13 +37,27 @@ PARETO_LISTED = 20
 
 @dataclass(frozen=True)
 class TrialLaunch:
-    """A trial to start: new, or recorded earlier but never started."""
+    """A trial to start: new, recorded earlier but never started, or paused and now promoted.
+
+    The launcher always lets the trainer resume the trial's own checkpoint when there is one; else a
+    trial with `start_from` begins from that trial's checkpoint. It pauses at `stop_at`: its own
+    segment end (`stop_at_epoch`, recorded with the trial) or else the scheduler's next rung.
+    """
 
     name: str
     index: int
     seed: int
     candidate: Candidate
     new: bool
+    stop_at_epoch: int | None = None
+    rung: int | None = None
+    start_from: str | None = None
+    note: str = ""
+    promoted: bool = False
+
+    @property
+    def stop_at(self) -> int | None:
+        return self.stop_at_epoch or self.rung
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,7 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
         created=len(trials),
         pending=by_phase[TrialPhase.PENDING],
         running=by_phase[TrialPhase.RUNNING],
+        paused=by_phase[TrialPhase.PAUSED],
         succeeded=by_phase[TrialPhase.SUCCEEDED],
         failed=by_phase[TrialPhase.FAILED],
         stopped=by_phase[TrialPhase.STOPPED],
@@ -113,7 +129,12 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
 
 
 def _outcome(
-    spec: NASExperimentSpec, counts: TrialCounts, best: BestTrial | None, exhausted: bool
+    spec: NASExperimentSpec,
+    counts: TrialCounts,
+    best: BestTrial | None,
+    exhausted: bool,
+    promotable: bool = False,
+    exhausted_reason: str = "SearchSpaceExhausted",
 ) -> tuple[ExperimentPhase, str, str] | None:
     """(phase, reason, message) once the experiment is over, else None."""
     budget = spec.budget
@@ -132,11 +153,11 @@ def _outcome(
         )
     active = counts.pending + counts.running
     out_of_trials = counts.created >= budget.max_trials or exhausted
-    if active or not out_of_trials:
+    if active or promotable or not out_of_trials:
         return None
     if best is None:
         return ExperimentPhase.FAILED, "NoTrialSucceeded", f"none of {counts.created} trials succeeded"
-    reason = "MaxTrialsReached" if counts.created >= budget.max_trials else "SearchSpaceExhausted"
+    reason = "MaxTrialsReached" if counts.created >= budget.max_trials else exhausted_reason
     return (
         ExperimentPhase.SUCCEEDED,
         reason,
@@ -159,42 +180,49 @@ def plan(
     but they are not this experiment's trials (no budget, no status, no reuse of their results).
     """
     strategy = make_strategy(spec)
+    fidelity = Fidelity(spec)
     counts = count_trials(trials)
     best = best_trial(spec, trials)
     active = counts.pending + counts.running
-    outcome = _outcome(spec, counts, best, exhausted=False)
+    out_of_trials = counts.created >= spec.budget.max_trials
+    promotions = fidelity.promotions(trials, idle=not active and out_of_trials)
+    outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions))
 
     launch: list[TrialLaunch] = []
     reuse: list[TrialReuse] = []
     exhausted = False
     if outcome is None:
         launch = [
-            TrialLaunch(t.name, t.index, t.seed, t.candidate, new=False)
+            _relaunch(t, fidelity.stop_at(t, t.index))
             for t in sorted(trials, key=lambda t: t.index)
             if t.phase is TrialPhase.PENDING and not t.launched
         ]
-        room = min(spec.budget.parallel_trials - active, spec.budget.max_trials - counts.created)
+        room = spec.budget.parallel_trials - active
+        for trial in promotions[: max(0, room)]:
+            launch.append(_relaunch(trial, fidelity.stop_at(trial, trial.index), promoted=True))
+        room = min(room - len(promotions), spec.budget.max_trials - counts.created)
         if room > 0:
             source = spec.strategy.warm_start_from or ""
-            proposed = strategy.ask([*warm_start(source, warm), *trials], room)
-            exhausted = len(proposed) < room
+            proposed, exhausted = strategy.propose([*warm_start(source, warm), *trials], room)
             cache = ResultCache(trials if spec.strategy.reuse_results else [])
             first = 1 + max((t.index for t in trials), default=-1)
-            for index, candidate in enumerate(proposed, start=first):
+            for index, proposal in enumerate(proposed, start=first):
                 name, seed = trial_name(experiment, index), trial_seed(spec.strategy.seed, index)
-                hit = cache.lookup(candidate)
+                hit = None if proposal.start_from else cache.lookup(proposal.candidate)
                 if hit is None:
-                    launch.append(TrialLaunch(name, index, seed, candidate, new=True))
+                    launch.append(_launch(proposal, name, index, seed, fidelity.stop_at(None, index)))
                 else:
-                    reuse.append(TrialReuse(name, index, seed, candidate, _reused_status(spec, hit, now)))
+                    reused = _reused_status(spec, hit, now)
+                    reuse.append(TrialReuse(name, index, seed, proposal.candidate, reused))
         if exhausted and not launch and not reuse:
-            outcome = _outcome(spec, counts, best, exhausted=True)
+            outcome = _outcome(spec, counts, best, exhausted=True, exhausted_reason=strategy.exhausted_reason)
 
     if outcome is not None:
-        stop = [TrialStop(t.name, f"experiment ended: {outcome[1]}") for t in trials if not t.phase.finished]
+        stop = [TrialStop(t.name, _end_reason(t, outcome[1])) for t in trials if not t.phase.finished]
     else:
         stop = early_stops(spec, trials)
     created = counts.created + sum(item.new for item in launch) + len(reuse)
+    counts = counts.model_copy(update={"paused": counts.paused - sum(item.promoted for item in launch)})
     front = strategy.pareto_front(trials)
     conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
     status = NASExperimentStatus(
@@ -215,13 +243,49 @@ def plan(
     return Plan(launch=launch, reuse=reuse, stop=stop, status=status)
 
 
+def _relaunch(trial: TrialRecord, stop_at: int | None, promoted: bool = False) -> TrialLaunch:
+    """A recorded trial (re)started: its own segment end wins over the scheduler's rung."""
+    return TrialLaunch(
+        trial.name,
+        trial.index,
+        trial.seed,
+        trial.candidate,
+        new=False,
+        stop_at_epoch=trial.stop_at_epoch,
+        rung=stop_at,
+        start_from=trial.start_from,
+        note=trial.note,
+        promoted=promoted,
+    )
+
+
+def _launch(proposal: Proposal, name: str, index: int, seed: int, stop_at: int | None) -> TrialLaunch:
+    return TrialLaunch(
+        name,
+        index,
+        seed,
+        proposal.candidate,
+        new=True,
+        stop_at_epoch=proposal.stop_at_epoch,
+        rung=stop_at,
+        start_from=proposal.start_from,
+        note=proposal.note,
+    )
+
+
+def _end_reason(trial: TrialRecord, reason: str) -> str:
+    if trial.phase is TrialPhase.PAUSED:
+        return f"experiment ended ({reason}) with the trial paused after epoch {trial.epochs or 0}"
+    return f"experiment ended: {reason}"
+
+
 def early_stops(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialStop]:
     """Running trials the early-stopping rule stops, judged on their per-epoch objective so far."""
     rule = spec.early_stopping
     if rule.rule == "none":
         return []
     scheduler = MedianStopping(grace_epochs=rule.grace_epochs, min_trials=rule.min_trials)
-    progress = {t.name: _progress(spec, t) for t in trials if t.progress}
+    progress = {t.name: progress_of(spec, t) for t in trials if t.progress}
     history = list(progress.values())
     out = []
     for trial in trials:
@@ -230,17 +294,6 @@ def early_stops(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[
             if isinstance(decision, Stop):
                 out.append(TrialStop(trial.name, f"early stopping: {decision.reason}", early=True))
     return out
-
-
-def _progress(spec: NASExperimentSpec, trial: TrialRecord) -> Progress:
-    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch)."""
-    scores = []
-    for row in trial.progress:
-        value = row.get(spec.objective.metric)
-        if value is None or not math.isfinite(value):
-            break
-        scores.append(spec.objective.sign * value)
-    return Progress(trial.name, trial.index, tuple(scores))
 
 
 def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NASTrialStatus:

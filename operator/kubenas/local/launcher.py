@@ -83,7 +83,8 @@ class LocalLauncher:
             env["CUDA_VISIBLE_DEVICES"] = ""
         with (workdir / "trainer.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "kubenas_trainer", "--output", str(workdir)],
+                # --resume: a relaunched or promoted trial goes on from its own checkpoint.
+                [sys.executable, "-m", "kubenas_trainer", "--output", str(workdir), "--resume"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -35,8 +35,13 @@ class Progress:
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def started(self, name: str, candidate: Candidate) -> None:
+    def started(self, name: str, candidate: Candidate, note: str = "") -> None:
         self._say(f"[{name}] started   {describe(candidate)}")
+        for line in note.splitlines():
+            self._say(f"[{name}]   {line}")
+
+    def resumed(self, name: str, stop_at: int | None) -> None:
+        self._say(f"[{name}] promoted  continues to epoch {stop_at or self.epochs}")
 
     def epochs_written(self, name: str, metrics_file: Path) -> None:
         """Print the epochs the trainer appended since the last call."""
@@ -52,7 +57,7 @@ class Progress:
             self._say(f"[{name}] epoch {row['epoch']}/{self.epochs}  {_fmt(row)}")
 
     def finished(self, name: str, status: NASTrialStatus) -> None:
-        if status.phase == "Succeeded":
+        if status.phase in ("Succeeded", "Paused"):
             detail = _fmt(status.metrics) + (f"  ({status.message})" if status.message else "")
         else:
             detail = (status.message.splitlines() or [""])[-1]
@@ -62,6 +67,7 @@ class Progress:
         c = status.trials
         self._say(
             f"experiment {status.phase}: {c.succeeded} succeeded, {c.failed} failed, {c.stopped} stopped"
+            + (f", {c.paused} paused" if c.paused else "")
             + (
                 f"; best {status.best.trial} {self.objective}={status.best.objective_value:.4g}"
                 if status.best

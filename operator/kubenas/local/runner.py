@@ -6,12 +6,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kubenas_trainer.spec import Candidate
+from kubenas_trainer.spec import CHECKPOINT_FILE, Candidate
 
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperiment
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.engine import Plan, plan
+from kubenas.engine import Plan, TrialLaunch, plan
 from kubenas.local.launcher import Exit, LocalLauncher
 from kubenas.local.progress import Progress
 from kubenas.local.store import RunStore
@@ -76,20 +76,36 @@ class LocalRun:
             self.store.finish_trial(stop.name, status)
             self.progress.finished(stop.name, status)
         for reuse in step.reuse:
-            self.store.create_trial(reuse.name, self._trial_spec(reuse.index, reuse.seed, reuse.candidate))
+            self.store.create_trial(reuse.name, self._nas_spec(reuse.index, reuse.seed, reuse.candidate))
             self.store.finish_trial(reuse.name, reuse.status)
             self.progress.started(reuse.name, reuse.candidate)
             self.progress.finished(reuse.name, reuse.status)
         for launch in step.launch:
-            nas_spec = self._trial_spec(launch.index, launch.seed, launch.candidate)
-            self.store.create_trial(launch.name, nas_spec)
-            self.launcher.launch(
-                trial_spec(launch.name, nas_spec, self.spec.training, self.spec.objective.ref()),
-                self.store.trial_dir(launch.name),
-            )
-            self._started[launch.name] = now_iso()
-            self.progress.started(launch.name, launch.candidate)
+            self._launch(launch)
         return step
+
+    def _launch(self, launch: TrialLaunch) -> None:
+        nas_spec = self._nas_spec(launch.index, launch.seed, launch.candidate, launch)
+        self.store.create_trial(launch.name, nas_spec)
+        if launch.promoted:
+            self.store.reopen_trial(launch.name)
+        parent = None
+        if launch.start_from is not None:
+            parent = str(self.store.trial_dir(launch.start_from) / CHECKPOINT_FILE)
+        spec = trial_spec(
+            launch.name,
+            nas_spec,
+            self.spec.training,
+            self.spec.objective.ref(),
+            stop_at=launch.stop_at,
+            start_from=parent,
+        )
+        self.launcher.launch(spec, self.store.trial_dir(launch.name))
+        self._started.setdefault(launch.name, now_iso())
+        if launch.promoted:
+            self.progress.resumed(launch.name, launch.stop_at)
+        else:
+            self.progress.started(launch.name, launch.candidate, launch.note)
 
     def _warm_trials(self, output: Path) -> list[TrialRecord]:
         source = self.spec.strategy.warm_start_from
@@ -99,9 +115,18 @@ class LocalRun:
             raise SpecError([f"spec.strategy.warmStartFrom: no run of experiment {source!r} under {output}"])
         return RunStore(output / source).records(running=set())
 
-    def _trial_spec(self, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:
+    def _nas_spec(
+        self, index: int, seed: int, candidate: Candidate, launch: TrialLaunch | None = None
+    ) -> NASTrialSpec:
         return NASTrialSpec(
-            experiment=self.name, index=index, candidate_key=candidate.key(), seed=seed, candidate=candidate
+            experiment=self.name,
+            index=index,
+            candidate_key=candidate.key(),
+            seed=seed,
+            candidate=candidate,
+            start_from=launch.start_from if launch else None,
+            stop_at_epoch=launch.stop_at_epoch if launch else None,
+            note=launch.note if launch else "",
         )
 
     def _finish(self, exit_: Exit) -> None:

@@ -5,7 +5,7 @@
   status.json                the experiment's status (what `kubectl get -o yaml` would show)
   best.json                  the best trial: candidate and metrics
   trials/<trial>/trial.json  the trial (NASTrialSpec), written before it starts
-  trials/<trial>/status.json its outcome (NASTrialStatus), written when it ends
+  trials/<trial>/status.json its outcome (NASTrialStatus), written when it ends or pauses
   trials/<trial>/…           the trainer's own output: result.json, metrics.jsonl, logs
 """
 
@@ -66,6 +66,10 @@ class RunStore:
     def finish_trial(self, name: str, status: NASTrialStatus) -> None:
         _write_json(self.trial_dir(name) / "status.json", status.to_dict())
 
+    def reopen_trial(self, name: str) -> None:
+        """A paused trial goes on: it has no outcome until its trainer reports again."""
+        (self.trial_dir(name) / "status.json").unlink(missing_ok=True)
+
     def trial_spec(self, name: str) -> NASTrialSpec:
         return NASTrialSpec.model_validate_json((self.trial_dir(name) / "trial.json").read_text())
 
@@ -80,7 +84,8 @@ class RunStore:
                 status = NASTrialStatus.model_validate_json(status_path.read_text())
             else:
                 status = NASTrialStatus(phase="Running" if name in running else "Pending")
-            trial = record(spec, status, name, launched=status.phase.finished or name in running)
+            launched = status_path.exists() or name in running
+            trial = record(spec, status, name, launched=launched)
             out.append(replace(trial, progress=self._curve(name, status.phase.finished)))
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kubenas_trainer.spec import CamelModel, Candidate
@@ -12,6 +13,17 @@ from kubenas.api.errors import parse_model
 from kubenas.api.experiment import Objective
 from kubenas.api.space import SearchSpace
 from kubenas.trials import TrialRecord
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A trial to create: its candidate and, for strategies that continue trials (PBT, MIHA), the trial
+    whose checkpoint it starts from, the epoch it pauses at, and a readable note of why."""
+
+    candidate: Candidate
+    start_from: str | None = None
+    stop_at_epoch: int | None = None
+    note: str = ""
 
 
 class NoSettings(CamelModel):
@@ -28,6 +40,8 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     Settings: ClassVar[type[CamelModel]] = NoSettings
+    # The completion reason when propose() says it is done before maxTrials.
+    exhausted_reason: ClassVar[str] = "SearchSpaceExhausted"
 
     def __init__(self, space: SearchSpace, objective: Objective, seed: int, settings: Mapping[str, Any]):
         self.space = space
@@ -38,6 +52,14 @@ class Strategy(ABC):
     @abstractmethod
     def ask(self, history: Sequence[TrialRecord], count: int) -> list[Candidate]:
         """Up to count candidates for the trial indices after the history's; fewer means exhausted."""
+
+    def propose(self, history: Sequence[TrialRecord], count: int) -> tuple[list[Proposal], bool]:
+        """Up to count trials to create, and whether the strategy is done (it has no more to offer).
+
+        Fewer than count without being done means: wait for the running trials (e.g. a PBT generation).
+        """
+        candidates = self.ask(history, count)
+        return [Proposal(c) for c in candidates], len(candidates) < count
 
     def pareto_front(self, history: Sequence[TrialRecord]) -> list[TrialRecord] | None:
         """The non-dominated trials of a multi-objective strategy; None for a single objective."""

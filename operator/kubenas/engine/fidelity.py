@@ -1,0 +1,88 @@
+"""Multi-fidelity in the controller core: where ASHA / Hyperband pause trials, and whom they promote.
+
+A trial trains up to its next rung (the trainer's stopAtEpoch) and pauses there with its checkpoint.
+Its rung is a function of its epochs so far, so a restarted controller relaunches an interrupted trial
+to the same rung. A paused trial is promoted, i.e. continued from its checkpoint to the next rung,
+once it ranks in the top 1/eta of its rung (kubenas.schedulers.asha). Promotions go before new trials,
+highest rung first, as in the ASHA paper.
+
+ASHA pauses the first arrivals at a rung until enough others catch up. When no new trial can start
+and none is running, nobody will catch up: then the best paused trial of the highest rung is promoted
+anyway, so that at least one candidate is trained for the full budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from kubenas.api.experiment import NASExperimentSpec
+from kubenas.api.status import TrialPhase
+from kubenas.schedulers import ASHA, Bracket, Hyperband, Progress, Promote
+from kubenas.trials import TrialRecord
+
+
+def scores(spec: NASExperimentSpec, trial: TrialRecord) -> tuple[float, ...]:
+    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch)."""
+    out = []
+    for row in trial.progress:
+        value = row.get(spec.objective.metric)
+        if value is None or not math.isfinite(value):
+            break
+        out.append(spec.objective.sign * value)
+    return tuple(out)
+
+
+def progress_of(spec: NASExperimentSpec, trial: TrialRecord) -> Progress:
+    return Progress(trial.name, trial.index, scores(spec, trial), paused=trial.phase is TrialPhase.PAUSED)
+
+
+class Fidelity:
+    """The spec's ASHA or Hyperband, or nothing (every trial trains all its epochs at once)."""
+
+    def __init__(self, spec: NASExperimentSpec) -> None:
+        self.spec = spec
+        rule = spec.early_stopping
+        self.scheduler: ASHA | Hyperband | None = None
+        if rule.rule == "asha":
+            self.scheduler = ASHA(rule.min_epochs, spec.training.epochs, rule.reduction_factor)
+        elif rule.rule == "hyperband":
+            self.scheduler = Hyperband(rule.min_epochs, spec.training.epochs, rule.reduction_factor)
+
+    def bracket(self, index: int) -> Bracket | None:
+        if isinstance(self.scheduler, ASHA):
+            s = self.scheduler
+            return Bracket(s.min_epochs, s.max_epochs, s.eta)
+        if isinstance(self.scheduler, Hyperband):
+            brackets = self.scheduler.brackets()
+            return brackets[index % len(brackets)]
+        return None
+
+    def stop_at(self, trial: TrialRecord | None, index: int) -> int | None:
+        """The rung a (new or continued) trial trains up to; None: to its last epoch."""
+        bracket = self.bracket(index)
+        if bracket is None:
+            return None
+        done = 0 if trial is None else len(scores(self.spec, trial))
+        rung = bracket.next_rung(done)
+        return rung if rung < bracket.max_epochs else None
+
+    def promotions(self, trials: Sequence[TrialRecord], idle: bool) -> list[TrialRecord]:
+        """Paused trials to continue, in order; `idle`: no trial runs and no new one can start."""
+        if self.scheduler is None:
+            return []
+        history = [progress_of(self.spec, t) for t in trials if t.progress]
+        paused = [t for t in trials if t.phase is TrialPhase.PAUSED]
+        chosen = [
+            t
+            for t in paused
+            if isinstance(self.scheduler.decide(progress_of(self.spec, t), history), Promote)
+        ]
+        if not chosen and idle and paused and not any(t.phase is TrialPhase.SUCCEEDED for t in trials):
+            chosen = [max(paused, key=lambda t: (len(scores(self.spec, t)), _last(self.spec, t), -t.index))]
+        return sorted(chosen, key=lambda t: (-len(t.progress), t.index))
+
+
+def _last(spec: NASExperimentSpec, trial: TrialRecord) -> float:
+    signed = scores(spec, trial)
+    return signed[-1] if signed else -math.inf
