@@ -27,7 +27,21 @@ def make_strategy(spec: NASExperimentSpec) -> Strategy:
         known = ", ".join(STRATEGIES)
         name = spec.strategy.name
         raise SpecError([f"spec.strategy.name: unknown strategy {name!r}; must be one of {known}"])
-    return cls(spec.search_space, spec.objective, spec.strategy.seed, spec.strategy.settings)
+    if cls.continues_trials and spec.early_stopping.rule != "none":
+        raise SpecError(
+            [
+                f"spec.earlyStopping.rule: strategy {cls.name} schedules its trials' epochs itself; "
+                f"earlyStopping.rule must be none (rule={spec.early_stopping.rule})"
+            ]
+        )
+    return cls(
+        spec.search_space,
+        spec.objective,
+        spec.strategy.seed,
+        spec.strategy.settings,
+        epochs=spec.training.epochs,
+        max_trials=spec.budget.max_trials,
+    )
 
 
 __all__ = ["STRATEGIES", "Strategy", "make_strategy"]

@@ -43,10 +43,27 @@ class Strategy(ABC):
     # The completion reason when propose() says it is done before maxTrials.
     exhausted_reason: ClassVar[str] = "SearchSpaceExhausted"
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int, settings: Mapping[str, Any]):
+    # Whether the strategy continues trials from others' checkpoints and schedules their segments
+    # itself (PBT, MIHA): then no earlyStopping rule may pause or stop its trials.
+    continues_trials: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: Objective,
+        seed: int,
+        settings: Mapping[str, Any],
+        *,
+        epochs: int = 10,
+        max_trials: int = 10,
+    ):
+        """`epochs` is spec.training.epochs and `max_trials` spec.budget.maxTrials: strategies that
+        schedule segments check their plan against them (raising SpecError naming the field)."""
         self.space = space
         self.objective = objective
         self.seed = seed
+        self.epochs = epochs
+        self.max_trials = max_trials
         self.settings = parse_model(self.Settings, dict(settings), prefix="spec.strategy.settings")
 
     @abstractmethod

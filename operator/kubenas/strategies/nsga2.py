@@ -139,8 +139,17 @@ class NSGA2(Strategy):
     name = "nsga2"
     Settings = NSGA2Settings
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int, settings: Mapping[str, Any]):
-        super().__init__(space, objective, seed, settings)
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: Objective,
+        seed: int,
+        settings: Mapping[str, Any],
+        *,
+        epochs: int = 10,
+        max_trials: int = 10,
+    ):
+        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
         assert isinstance(self.settings, NSGA2Settings)
         self.codec = CandidateCodec(space)
         self.algorithm = NSGA2Searcher(self.codec.space, seed, self.settings)

@@ -84,8 +84,17 @@ class SearcherStrategy(Strategy):
         super().__init_subclass__(**kwargs)
         cls.Settings = cls.searcher.Settings
 
-    def __init__(self, space: SearchSpace, objective: Objective, seed: int, settings: Mapping[str, Any]):
-        super().__init__(space, objective, seed, settings)
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: Objective,
+        seed: int,
+        settings: Mapping[str, Any],
+        *,
+        epochs: int = 10,
+        max_trials: int = 10,
+    ):
+        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
         self.codec = CandidateCodec(space)
         self.algorithm = self.searcher(self.codec.space, seed, self.settings)
 
