@@ -35,6 +35,8 @@ class TrialRecord:
     epochs: int | None = None
     # Validation metrics after each epoch so far, where the backend observes them live.
     progress: tuple[dict[str, float], ...] = ()
+    # The objective after each epoch as the trainer last reported it (at a pause or the end).
+    curve: tuple[float, ...] = ()
     # False when the trial is recorded but nothing runs it yet (e.g. the runner died in between).
     launched: bool = True
     # Set by strategies that continue trials (PBT, MIHA): the trial whose checkpoint this one starts
@@ -60,6 +62,7 @@ def status_from_result(
         metrics=result.metrics,
         test_metrics=result.test_metrics,
         epochs=result.epochs,
+        curve=result.curve,
         message=message,
         start_time=start_time,
         completion_time=now,
@@ -86,6 +89,7 @@ def record(spec: NASTrialSpec, status: NASTrialStatus, name: str, launched: bool
         test_metrics=status.test_metrics,
         message=status.message,
         epochs=status.epochs,
+        curve=tuple(status.curve),
         launched=launched,
         start_from=spec.start_from,
         stop_at_epoch=spec.stop_at_epoch,

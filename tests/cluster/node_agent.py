@@ -6,9 +6,11 @@ the containers of pods bound to it as plain local processes: the container image
 the agent (the current venv's scripts resolve).  The termination-message file that kubelet
 would mount at ``terminationMessagePath`` is a per-container file whose path the program finds
 in ``$KUBENAS_TERMINATION_LOG``.  Pod status is reported as a kubelet would (conditions,
-container states, terminated message truncated to 4 KiB).  Not supported: restarts
-(``OnFailure`` is treated as ``Never``), init/sidecar containers, probes, volumes, env from
-Secrets/ConfigMaps, ``kubectl logs`` (read :meth:`NodeAgent.logs` instead).
+container states, terminated message truncated to 4 KiB).  ``hostPath`` volumes work without a
+mount namespace: the agent replaces the mount path by the host path in the container's argv and
+env values (enough for programs that take their paths from there, as kubenas-trainer does).  Not
+supported: restarts (``OnFailure`` is treated as ``Never``), init/sidecar containers, probes, other
+volume kinds, env from Secrets/ConfigMaps, ``kubectl logs`` (read :meth:`NodeAgent.logs` instead).
 """
 
 from __future__ import annotations

@@ -58,3 +58,21 @@ def container_argv(container: Json, env: Mapping[str, str]) -> list[str]:
     if not container.get("command"):
         raise ValueError(f"container {container['name']!r} has no command (images are ignored)")
     return [expand(a, env) for a in [*container["command"], *(container.get("args") or [])]]
+
+
+def host_paths(pod: Json, container: Json) -> dict[str, str]:
+    """``mountPath -> host path`` of the container's hostPath volume mounts (other kinds are ignored)."""
+    volumes = {v["name"]: v["hostPath"]["path"] for v in pod["spec"].get("volumes") or [] if "hostPath" in v}
+    return {
+        m["mountPath"].rstrip("/"): volumes[m["name"]]
+        for m in container.get("volumeMounts") or []
+        if m["name"] in volumes
+    }
+
+
+def map_paths(text: str, mounts: Mapping[str, str]) -> str:
+    """``text`` with every mount path replaced by its host path: no mount namespace here, so a
+    program sees a hostPath volume by being told the host path instead (longest mount first)."""
+    for mount in sorted(mounts, key=len, reverse=True):
+        text = re.sub(rf"{re.escape(mount)}(?=/|$|\"|\s)", mounts[mount], text)
+    return text

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .pod_env import container_argv, container_env
+from .pod_env import container_argv, container_env, host_paths, map_paths
 from .pod_status import ContainerResult, now, running, terminated
 from .procs import exit_code, signal_group, spawn, tail
 
@@ -116,6 +116,11 @@ class PodRun:
         }
         env = container_env(self.pod, container, base)
         argv = container_argv(container, env)
+        mounts = host_paths(self.pod, container)
+        for path in mounts.values():
+            Path(path).mkdir(parents=True, exist_ok=True)  # as hostPath type DirectoryOrCreate
+        env = {k: map_paths(v, mounts) for k, v in env.items()}
+        argv = [map_paths(a, mounts) for a in argv]
         return spawn(argv, self.log(name), env=env, cwd=self.dir / "work")
 
     def _message(self, container: Json, code: int) -> str:

@@ -245,3 +245,53 @@ def test_identical_candidate_reuses_the_result_without_a_job(
     for name in ("same-1", "same-2"):
         assert trials[name]["status"]["message"] == "reused the result of same-0 (same candidate)"
         assert trials[name]["status"]["metrics"] == trials["same-0"]["status"]["metrics"]
+
+
+def test_asha_promotes_a_paused_trial_in_a_new_job_that_resumes_from_the_checkpoint_volume(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    asha = {"rule": "asha", "minEpochs": 1, "reductionFactor": 3}
+    doc = experiment("asha", max_trials=4, parallel=2, epochs=3, earlyStopping=asha)
+    unusable = copy.deepcopy(doc)
+    unusable["metadata"]["name"] = "asha-no-volume"
+    volume = tmp_path / "checkpoints"
+    doc["spec"]["trialTemplate"]["checkpointVolume"] = {"hostPath": {"path": str(volume)}}
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, unusable)
+        apply(kube, namespace, doc)
+        done = wait_for(
+            lambda: finished(kube, namespace, "asha"),
+            300,
+            "the experiment to finish",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        rejected = wait_for(lambda: finished(kube, namespace, "asha-no-volume"), 30, "the rejection")
+
+    failed = condition(rejected, "Failed")
+    assert failed is not None and failed["reason"] == "InvalidSpec"
+    assert (
+        "spec.trialTemplate.checkpointVolume: required on a cluster with earlyStopping.rule asha"
+        in (failed["message"])
+    )
+    assert done["status"]["phase"] == "Succeeded"
+    items = get_json(kube, "nastrials", "-n", namespace, "-l", "kubenas.dev/experiment=asha")["items"]
+    trials = {t["metadata"]["name"]: t["status"] for t in items}
+    jobs = {j["metadata"]["name"] for j in get_json(kube, "jobs", "-n", namespace)["items"]}
+    full = sorted(name for name, s in trials.items() if s["phase"] == "Succeeded")
+    assert len(trials) == 4 and full, trials
+    assert done["status"]["best"]["trial"] in full
+    for name, status in trials.items():
+        if name in full:  # promoted at rung 1: a second Job continued it to the last epoch
+            assert status["epochs"] == 3 and len(status["curve"]) == 3
+            assert {name, f"{name}-e1"} <= jobs
+        else:  # paused at rung 1, never promoted
+            assert status["phase"] == "Stopped" and status["epochs"] == 1, status
+            assert "paused after epoch 1" in status["message"]
+            assert f"{name}-e1" not in jobs
+    if kube.agent is not None:  # the local node: its hostPath volume is this test's directory
+        name = full[0]
+        checkpoint = volume / namespace / "asha" / name / "checkpoint.pt"
+        assert checkpoint.is_file()
+        pod = get_json(kube, "pods", "-n", namespace, "-l", f"job-name={name}-e1")["items"][0]
+        log = kube.agent.logs(namespace, pod["metadata"]["name"])["trainer"]
+        assert f"resumed from {checkpoint} after epoch 1" in log

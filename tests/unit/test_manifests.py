@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 from kubenas.api import NASExperimentSpec, NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.k8s.manifests import nastrial, trial_job
+from kubenas.api.errors import SpecError
+from kubenas.k8s.manifests import job_name, nastrial, trial_job
 from kubenas.k8s.observe import observe_trial
+from kubenas.k8s.reconcile import check_cluster_spec
 from kubenas.strategies import make_strategy
 from kubenas.trials import trial_spec
 from kubenas_trainer.spec import TrialResult
@@ -110,3 +113,46 @@ def test_a_result_without_the_objective_metric_fails_the_trial() -> None:
         "then",
         "now",
     )
+
+
+def test_a_checkpoint_volume_holds_each_trials_output_and_segments_get_their_own_job() -> None:
+    volume = {"persistentVolumeClaim": {"claimName": "kubenas-checkpoints"}}
+    template = SPEC.trial_template.model_copy(update={"checkpoint_volume": volume})
+    spec = trial_spec("exp-4", TRIAL, SPEC.training, stop_at=3)
+    job = trial_job("exp-4", "ns", "uid-t", spec, 4, "exp", template, segment=job_name("exp-4", 1))
+    assert job["metadata"]["name"] == "exp-4-e1"
+    assert job["metadata"]["ownerReferences"][0]["name"] == "exp-4"  # every segment: the same trial
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["volumes"] == [{"name": "checkpoints", **volume}]
+    assert container["volumeMounts"] == [{"name": "checkpoints", "mountPath": "/var/lib/kubenas"}]
+    assert container["args"] == ["--output", "/var/lib/kubenas/ns/exp/exp-4", "--resume"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["KUBENAS_TRIAL_SPEC"])["stopAtEpoch"] == 3
+    assert job_name("exp-4", None) == job_name("exp-4", 0) == "exp-4"
+    plain = trial_job("exp-4", "ns", "uid-t", spec, 4, "exp", SPEC.trial_template)
+    assert "volumes" not in plain["spec"]["template"]["spec"]
+    assert "args" not in plain["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needs"),
+    [
+        ({"earlyStopping": {"rule": "asha"}}, "earlyStopping.rule asha"),
+        ({"earlyStopping": {"rule": "hyperband"}}, "earlyStopping.rule hyperband"),
+    ],
+)
+def test_continued_trials_on_a_cluster_need_a_checkpoint_volume(
+    overrides: dict[str, object], needs: str
+) -> None:
+    spec = NASExperimentSpec.model_validate({"training": {"epochs": 9}, **overrides})
+    with pytest.raises(
+        SpecError, match=f"spec.trialTemplate.checkpointVolume: required on a cluster with {needs}"
+    ):
+        check_cluster_spec(spec, make_strategy(spec))
+    volume = {"hostPath": {"path": "/data/kubenas"}}
+    ok = spec.model_copy(
+        update={"trial_template": spec.trial_template.model_copy(update={"checkpoint_volume": volume})}
+    )
+    check_cluster_spec(ok, make_strategy(ok))
+    check_cluster_spec(SPEC, make_strategy(SPEC))  # nothing continued: no volume needed

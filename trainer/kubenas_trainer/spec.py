@@ -369,13 +369,23 @@ class TrialResult(CamelModel):
     test_metrics: dict[str, float] = Field(default_factory=dict)
     epochs: int = 0
     best_epoch: int | None = None
+    curve: list[float] = Field(
+        default_factory=list,
+        description="The validation objective after each epoch (6 significant digits): what multi-fidelity "
+        "schedulers rank trials on when no live metrics reach the controller.",
+    )
     message: str = ""
 
     def to_termination_message(self) -> str:
-        """JSON that fits the Kubernetes termination-message limit (the message is cut first)."""
+        """JSON that fits the Kubernetes termination-message limit: the message is cut first, then the
+        curve is dropped whole (a partial curve would misalign epochs; a few hundred epochs fit)."""
         text = json.dumps(self.to_dict(), separators=(",", ":"))
-        if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+        overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT
+        if overflow <= 0:
             return text
-        overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
-        shorter = self.model_copy(update={"message": self.message[: max(0, len(self.message) - overflow)]})
-        return json.dumps(shorter.to_dict(), separators=(",", ":"))
+        cut = self.message[: max(0, len(self.message) - overflow - 16)]
+        shorter = self.model_copy(update={"message": cut})
+        text = json.dumps(shorter.to_dict(), separators=(",", ":"))
+        if len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
+            text = json.dumps(shorter.model_copy(update={"curve": []}).to_dict(), separators=(",", ":"))
+        return text

@@ -245,6 +245,9 @@ class Trial:
         patience = self.spec.training.early_stopping_patience
         return patience is not None and progress.stale >= patience
 
+    def curve(self) -> list[float]:
+        return [float(f"{row[self.objective.metric]:.6g}") for row in self.progress.history]
+
     def paused(self) -> TrialResult:
         """The result at a pause: the last epoch's validation metrics, i.e. the checkpoint's state."""
         last = {k: v for k, v in self.progress.history[-1].items() if k != "epoch"}
@@ -254,6 +257,7 @@ class Trial:
             metrics=last | {"trainingSeconds": self.progress.seconds},
             epochs=self.progress.epoch,
             best_epoch=self.progress.best_epoch or None,
+            curve=self.curve(),
             message=f"paused after epoch {self.progress.epoch} of {self.epochs}",
         )
 
@@ -294,6 +298,7 @@ class Trial:
             test_metrics=test,
             epochs=progress.epoch,
             best_epoch=progress.best_epoch,
+            curve=self.curve(),
             message=message,
         )
 

@@ -173,6 +173,17 @@ class TrialTemplate(CamelModel):
     active_deadline_seconds: int | None = Field(
         default=None, ge=1, description="Wall-clock limit of one trial."
     )
+    checkpoint_volume: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "A Kubernetes volume source (e.g. {persistentVolumeClaim: {claimName: ...}} with ReadWriteMany, "
+            "or hostPath on a single node) mounted in every trial pod at /var/lib/kubenas; each trial writes "
+            "its output, checkpoint included, to <namespace>/<experiment>/<trial> there. Required on a "
+            "cluster by earlyStopping asha/hyperband and strategies pbt/miha: a continued trial reads the "
+            "checkpoint an earlier Job wrote."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
 
 
 class EarlyStopping(CamelModel):

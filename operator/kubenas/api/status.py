@@ -110,6 +110,10 @@ class NASTrialStatus(CamelModel):
         description="Held-out test metrics of the best epoch (never used for selection).",
     )
     epochs: int | None = None
+    curve: list[float] = Field(
+        default_factory=list,
+        description="The validation objective after each epoch, as of the last pause or the end.",
+    )
     message: str = ""
     start_time: str | None = None
     completion_time: str | None = None

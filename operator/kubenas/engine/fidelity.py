@@ -23,10 +23,16 @@ from kubenas.trials import TrialRecord
 
 
 def scores(spec: NASExperimentSpec, trial: TrialRecord) -> tuple[float, ...]:
-    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch)."""
+    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch).
+
+    From the live per-epoch metrics where the backend has them (the local runner), else from the
+    curve the trainer reported at its last pause or end (a cluster without the metrics pipeline).
+    """
+    values = [row.get(spec.objective.metric) for row in trial.progress]
+    if len(trial.curve) > len(values):
+        values = list(trial.curve)
     out = []
-    for row in trial.progress:
-        value = row.get(spec.objective.metric)
+    for value in values:
         if value is None or not math.isfinite(value):
             break
         out.append(spec.objective.sign * value)
@@ -71,7 +77,7 @@ class Fidelity:
         """Paused trials to continue, in order; `idle`: no trial runs and no new one can start."""
         if self.scheduler is None:
             return []
-        history = [progress_of(self.spec, t) for t in trials if t.progress]
+        history = [progress_of(self.spec, t) for t in trials if t.progress or t.curve]
         paused = [t for t in trials if t.phase is TrialPhase.PAUSED]
         chosen = [
             t
@@ -80,7 +86,7 @@ class Fidelity:
         ]
         if not chosen and idle and paused and not any(t.phase is TrialPhase.SUCCEEDED for t in trials):
             chosen = [max(paused, key=lambda t: (len(scores(self.spec, t)), _last(self.spec, t), -t.index))]
-        return sorted(chosen, key=lambda t: (-len(t.progress), t.index))
+        return sorted(chosen, key=lambda t: (-len(scores(self.spec, t)), t.index))
 
 
 def _last(spec: NASExperimentSpec, trial: TrialRecord) -> float:

@@ -285,7 +285,7 @@ def early_stops(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[
     if rule.rule == "none":
         return []
     scheduler = MedianStopping(grace_epochs=rule.grace_epochs, min_trials=rule.min_trials)
-    progress = {t.name: progress_of(spec, t) for t in trials if t.progress}
+    progress = {t.name: progress_of(spec, t) for t in trials if t.progress or t.curve}
     history = list(progress.values())
     out = []
     for trial in trials:

@@ -42,6 +42,21 @@ def nastrial(name: str, namespace: str, experiment_uid: str, spec: NASTrialSpec)
     }
 
 
+CHECKPOINT_MOUNT = "/var/lib/kubenas"
+CHECKPOINT_VOLUME = "checkpoints"
+
+
+def job_name(trial: str, epochs_done: int | None) -> str:
+    """One Job per segment of a trial: `<trial>`, then `<trial>-e<epochs>` for a continuation from
+    a pause (an ASHA promotion), so a finished segment's Job is never mistaken for the next one."""
+    return f"{trial}-e{epochs_done}" if epochs_done else trial
+
+
+def trial_output(namespace: str, experiment: str, trial: str) -> str:
+    """Where a trial writes its output, checkpoint included, on the checkpoint volume."""
+    return f"{CHECKPOINT_MOUNT}/{namespace}/{experiment}/{trial}"
+
+
 def trial_job(
     name: str,
     namespace: str,
@@ -50,8 +65,11 @@ def trial_job(
     index: int,
     experiment: str,
     template: TrialTemplate,
+    segment: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that trains one trial; its pod reports the result as its termination message."""
+    """The Job that trains one trial (or one segment of it, named `segment`); its pod reports the
+    result as its termination message. With a checkpoint volume the trainer writes there and
+    resumes its own checkpoint when one exists."""
     labels = trial_labels(experiment, name, index)
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
@@ -73,6 +91,10 @@ def trial_job(
     if template.image_pull_policy:
         container["imagePullPolicy"] = template.image_pull_policy
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if template.checkpoint_volume is not None:
+        container["args"] = ["--output", trial_output(namespace, experiment, name), "--resume"]
+        container["volumeMounts"] = [{"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT}]
+        pod_spec["volumes"] = [{"name": CHECKPOINT_VOLUME, **template.checkpoint_volume}]
     if template.node_selector:
         pod_spec["nodeSelector"] = dict(template.node_selector)
     if template.tolerations:
@@ -89,7 +111,7 @@ def trial_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name,
+            "name": segment or name,
             "namespace": namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(API_VERSION, "NASTrial", name, trial_uid)],

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubenas_trainer.spec import Candidate
+from kubenas_trainer.spec import CHECKPOINT_FILE, Candidate
 
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.engine import Plan, invalid_spec_status, plan
+from kubenas.engine import Plan, TrialLaunch, invalid_spec_status, plan
 from kubenas.k8s.client import KubeApi
-from kubenas.k8s.manifests import nastrial, trial_job
+from kubenas.k8s.manifests import job_name, nastrial, trial_job, trial_output
 from kubenas.k8s.observe import observe_trial
-from kubenas.strategies import make_strategy
+from kubenas.strategies import Strategy, make_strategy
 from kubenas.trials import TrialRecord, record, trial_spec
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Reconciler:
         previous = _previous_status(body)
         try:
             spec = parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec")
-            make_strategy(spec)
+            check_cluster_spec(spec, make_strategy(spec))
             warm = self._warm_trials(namespace, spec)
         except SpecError as error:
             return self._invalid(body, error, previous)
@@ -98,8 +98,8 @@ class Reconciler:
         jobs = {j["metadata"]["name"]: j for j in self.api.list_jobs(namespace, experiment)}
         pods_by_job: dict[str, list[Obj]] = {}
         for pod in self.api.list_pods(namespace, experiment):
-            job_name = pod["metadata"].get("labels", {}).get("job-name", "")
-            pods_by_job.setdefault(job_name, []).append(pod)
+            owner = pod["metadata"].get("labels", {}).get("job-name", "")
+            pods_by_job.setdefault(owner, []).append(pod)
         records = []
         for trial in trials:
             name = trial["metadata"]["name"]
@@ -109,15 +109,18 @@ class Reconciler:
             except ValueError as error:
                 log.warning("ignoring malformed NASTrial %s/%s: %s", namespace, name, error)
                 continue
-            job = jobs.get(name)
+            segment = job_name(name, current.epochs if current.phase in ACTIVE else None)
+            job = jobs.get(segment)
             status = observe_trial(
-                name, current, job, pods_by_job.get(name, []), spec.objective.metric, now_iso()
+                name, current, job, pods_by_job.get(segment, []), spec.objective.metric, now_iso()
             )
             if status != current:
                 self.api.patch_trial_status(namespace, name, status_patch(status))
-                if status.phase.finished:
+                if status.phase is TrialPhase.PAUSED:
+                    self.event("Normal", "TrialPaused", f"{name}: {status.message}, {_outcome(status, spec)}")
+                elif status.phase.finished:
                     self.event(
-                        "Normal" if status.phase == "Succeeded" else "Warning",
+                        "Normal" if status.phase is TrialPhase.SUCCEEDED else "Warning",
                         f"Trial{status.phase}",
                         f"{name}: {_outcome(status, spec)}",
                     )
@@ -129,46 +132,120 @@ class Reconciler:
     def _apply(self, body: Obj, spec: NASExperimentSpec, records: list[TrialRecord], step: Plan) -> None:
         meta = body["metadata"]
         namespace, experiment = meta["namespace"], meta["name"]
+        by_name = {r.name: r for r in records}
         for reuse in step.reuse:
             nas_spec = _trial_spec(experiment, reuse.index, reuse.seed, reuse.candidate)
             self.api.create_trial(namespace, nastrial(reuse.name, namespace, meta["uid"], nas_spec))
             self.api.patch_trial_status(namespace, reuse.name, status_patch(reuse.status))
             self.event("Normal", "TrialReused", f"{reuse.name}: {reuse.status.message}")
         for launch in step.launch:
-            nas_spec = _trial_spec(experiment, launch.index, launch.seed, launch.candidate)
-            created = self.api.create_trial(
-                namespace, nastrial(launch.name, namespace, meta["uid"], nas_spec)
-            )
-            # The trial that exists is the truth (an earlier pass may have created it).
-            nas_spec = NASTrialSpec.model_validate(created["spec"])
-            job = trial_job(
-                launch.name,
-                namespace,
-                created["metadata"]["uid"],
-                trial_spec(launch.name, nas_spec, spec.training, spec.objective.ref()),
-                nas_spec.index,
-                experiment,
-                spec.trial_template,
-            )
-            self.api.create_job(namespace, job)
-            if launch.new:
-                self.event("Normal", "TrialCreated", f"{launch.name}: {launch.candidate.key()}")
-        by_name = {r.name: r for r in records}
+            self._launch(body, spec, launch, by_name.get(launch.name))
         for stop in step.stop:
-            self.api.delete_job(namespace, stop.name)
-            if stop.name in by_name:
-                stopped = NASTrialStatus(phase=TrialPhase.STOPPED, message=stop.reason)
-                self.api.patch_trial_status(namespace, stop.name, status_patch(stopped))
+            trial = by_name.get(stop.name)
+            if trial is None:
+                continue
+            if trial.phase is not TrialPhase.PAUSED:
+                self.api.delete_job(namespace, job_name(stop.name, trial.epochs))
+            stopped = NASTrialStatus(
+                phase=TrialPhase.STOPPED,
+                metrics=trial.metrics,
+                epochs=trial.epochs,
+                curve=list(trial.curve),
+                message=stop.reason,
+                completion_time=now_iso(),
+            )
+            self.api.patch_trial_status(namespace, stop.name, status_patch(stopped))
+
+    def _launch(
+        self, body: Obj, spec: NASExperimentSpec, launch: TrialLaunch, known: TrialRecord | None
+    ) -> None:
+        meta = body["metadata"]
+        namespace, experiment = meta["namespace"], meta["name"]
+        nas_spec = _trial_spec(experiment, launch.index, launch.seed, launch.candidate, launch)
+        created = self.api.create_trial(namespace, nastrial(launch.name, namespace, meta["uid"], nas_spec))
+        # The trial that exists is the truth (an earlier pass may have created it).
+        nas_spec = NASTrialSpec.model_validate(created["spec"])
+        epochs = known.epochs if known is not None else None
+        until = f"epoch {launch.stop_at}" if launch.stop_at else "the end"
+        if launch.promoted and known is not None:
+            reopened = NASTrialStatus(
+                phase=TrialPhase.PENDING,
+                metrics=known.metrics,
+                epochs=known.epochs,
+                curve=list(known.curve),
+                message=f"promoted after epoch {known.epochs}: continues to {until}",
+            )
+            self.api.patch_trial_status(namespace, launch.name, status_patch(reopened))
+        start_from = None
+        if nas_spec.start_from is not None:
+            start_from = f"{trial_output(namespace, experiment, nas_spec.start_from)}/{CHECKPOINT_FILE}"
+        job = trial_job(
+            launch.name,
+            namespace,
+            created["metadata"]["uid"],
+            trial_spec(
+                launch.name,
+                nas_spec,
+                spec.training,
+                spec.objective.ref(),
+                stop_at=launch.stop_at,
+                start_from=start_from,
+            ),
+            nas_spec.index,
+            experiment,
+            spec.trial_template,
+            segment=job_name(launch.name, epochs),
+        )
+        self.api.create_job(namespace, job)
+        if launch.new:
+            note = f"; {' / '.join(launch.note.splitlines())}" if launch.note else ""
+            self.event("Normal", "TrialCreated", f"{launch.name}: {launch.candidate.key()}{note}"[:1000])
+        elif launch.promoted:
+            self.event(
+                "Normal",
+                "TrialPromoted",
+                f"{launch.name}: continues after epoch {epochs} to {until}",
+            )
 
 
-def _trial_spec(experiment: str, index: int, seed: int, candidate: Candidate) -> NASTrialSpec:
+ACTIVE = (TrialPhase.PENDING, TrialPhase.RUNNING)
+
+
+def check_cluster_spec(spec: NASExperimentSpec, strategy: Strategy) -> None:
+    """What a cluster needs beyond the local runner: a volume for checkpoints that outlive a Job."""
+    if spec.trial_template.checkpoint_volume is not None:
+        return
+    needs = None
+    if spec.early_stopping.rule in ("asha", "hyperband"):
+        needs = f"earlyStopping.rule {spec.early_stopping.rule}"
+    elif strategy.continues_trials:
+        needs = f"strategy {strategy.name}"
+    if needs:
+        raise SpecError(
+            [
+                f"spec.trialTemplate.checkpointVolume: required on a cluster with {needs}: a continued trial "
+                "reads the checkpoint an earlier Job wrote (e.g. a ReadWriteMany persistentVolumeClaim)"
+            ]
+        )
+
+
+def _trial_spec(
+    experiment: str, index: int, seed: int, candidate: Candidate, launch: TrialLaunch | None = None
+) -> NASTrialSpec:
     return NASTrialSpec(
-        experiment=experiment, index=index, candidate_key=candidate.key(), seed=seed, candidate=candidate
+        experiment=experiment,
+        index=index,
+        candidate_key=candidate.key(),
+        seed=seed,
+        candidate=candidate,
+        start_from=launch.start_from if launch else None,
+        stop_at_epoch=launch.stop_at_epoch if launch else None,
+        note=launch.note if launch else "",
     )
 
 
 def _outcome(status: NASTrialStatus, spec: NASExperimentSpec) -> str:
-    if status.phase == "Succeeded":
+    if status.phase in ("Succeeded", "Paused"):
         return f"{spec.objective.metric}={status.objective_value:g}"
     return status.message[-300:]
 
