@@ -76,10 +76,15 @@ def test_codec_round_trips_every_field() -> None:
         assert codec.decode(codec.encode(candidate)) == candidate
 
 
+# PBT proposes one generation at a time: here a single generation (interval = training.epochs 10) of 30.
+SETTINGS: dict[str, dict[str, object]] = {"pbt": {"populationSize": 30, "interval": 10}}
+
+
 @pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"grid"}))
 def test_strategies_search_the_new_fields_and_respect_layer_types(name: str) -> None:
+    strategy_spec = {"name": name, "seed": 2, "settings": SETTINGS.get(name, {})}
     spec = NASExperimentSpec.model_validate(
-        {"searchSpace": RICH, "strategy": {"name": name, "seed": 2}, "budget": {"maxTrials": 40}}
+        {"searchSpace": RICH, "strategy": strategy_spec, "budget": {"maxTrials": 40}}
     )
     strategy = make_strategy(spec)
     seen: dict[str, set[object]] = {"kernelSize": set(), "normalization": set(), "schedule": set()}

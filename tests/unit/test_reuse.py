@@ -91,10 +91,15 @@ def one_mutation_apart(child: dict[str, object], parent: dict[str, object]) -> b
     return abs(int(child[count]) - int(parent[count])) == 1 and all(child[k] == parent[k] for k in common)  # type: ignore[call-overload]
 
 
+# PBT's schedule must fit the default maxTrials 10: 5 members x ceil(training.epochs 10 / 5) generations.
+WARM_SETTINGS: dict[str, dict[str, object]] = {"pbt": {"populationSize": 5, "interval": 5}}
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_strategy_accepts_a_warm_start(name: str) -> None:
+    settings = WARM_SETTINGS.get(name, {})
     spec = SPEC.model_copy(
-        update={"strategy": SPEC.strategy.model_copy(update={"name": name, "settings": {}})}
+        update={"strategy": SPEC.strategy.model_copy(update={"name": name, "settings": settings})}
     )
     warm = warm_start("old", finished(SPEC, 12))
     first = make_strategy(spec).ask(warm, 3)

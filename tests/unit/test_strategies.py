@@ -7,6 +7,7 @@ from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus,
 from kubenas.api.errors import SpecError
 from kubenas.engine import plan
 from kubenas.strategies import STRATEGIES, make_strategy
+from kubenas.strategies.base import Proposal
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 from kubenas_trainer.spec import Candidate
 
@@ -29,11 +30,26 @@ SETTINGS: dict[str, dict[str, object]] = {
     "gp": {"nStartupTrials": 4, "candidates": 64},
     "cmaes": {"populationSize": 4},
     "nsga2": {"populationSize": 4},
+    # 4 members x ceil(training.epochs 10 / interval 2) = 5 generations: the 20 trials of maxTrials.
+    "pbt": {"populationSize": 4, "interval": 2},
 }
 
+# Strategies whose schedule fixes the number of trials need one that fits this test's maxTrials 9:
+# PBT with 3 members x ceil(training.epochs 10 / interval 4) = 3 generations.
+BUDGET_SETTINGS: dict[str, dict[str, object]] = {"pbt": {"populationSize": 3, "interval": 4}}
 
-def spec_for(name: str, seed: int = 3, space: dict[str, object] | None = None) -> NASExperimentSpec:
-    strategy = {"name": name, "seed": seed, "settings": SETTINGS.get(name, {})}
+
+def spec_for(
+    name: str,
+    seed: int = 3,
+    space: dict[str, object] | None = None,
+    settings: dict[str, object] | None = None,
+) -> NASExperimentSpec:
+    strategy = {
+        "name": name,
+        "seed": seed,
+        "settings": SETTINGS.get(name, {}) if settings is None else settings,
+    }
     return NASExperimentSpec.model_validate(
         {**SPEC, "searchSpace": space or SPEC["searchSpace"], "strategy": strategy}
     )
@@ -54,18 +70,23 @@ class Ask:
     history: list[TrialRecord]
     count: int
     proposed: list[str]
+    proposals: list[Proposal]
+    done: bool
 
 
 def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialRecord], list[Ask]]:
     """Simulate an asynchronous experiment: up to `parallel` trials run; each step the oldest running
-    one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials."""
+    one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials.
+    As in the controller, fewer proposals than room without being done means: wait for a running
+    trial (a PBT generation); only done ends the proposing."""
     strategy = make_strategy(spec)
     history: list[TrialRecord] = []
     asks: list[Ask] = []
-    exhausted = False
+    exhausted = waiting = False
     while True:
         running = [t for t in history if t.phase is TrialPhase.PENDING]
-        if running and (len(running) >= parallel or len(history) >= n or exhausted):
+        if running and (len(running) >= parallel or len(history) >= n or exhausted or waiting):
+            waiting = False
             oldest = running[0]
             phase = TrialPhase.FAILED if oldest.index % 5 == 4 else TrialPhase.SUCCEEDED
             metrics = {"accuracy": synthetic(oldest.candidate), "trainingSeconds": cost(oldest.candidate)}
@@ -75,9 +96,12 @@ def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialR
         room = min(parallel - len(running), n - len(history))
         if room <= 0 or exhausted:
             return history, asks
-        proposed = strategy.ask(list(history), room)
-        asks.append(Ask(list(history), room, [c.key() for c in proposed]))
-        exhausted = len(proposed) < room
+        proposals, exhausted = strategy.propose(list(history), room)
+        proposed = [p.candidate for p in proposals]
+        assert [c.key() for c in strategy.ask(list(history), room)] == [c.key() for c in proposed]
+        asks.append(Ask(list(history), room, [c.key() for c in proposed], proposals, exhausted))
+        waiting = len(proposed) < room and not exhausted
+        assert not waiting or running, "the strategy waits for trials, but none is running"
         for candidate in proposed:
             index = len(history)
             name = trial_name("x", index)
@@ -115,6 +139,7 @@ def test_restart_from_recorded_history_continues_identically(name: str) -> None:
     for ask in asks:
         restarted = make_strategy(spec_for(name))
         assert [c.key() for c in restarted.ask(ask.history, ask.count)] == ask.proposed
+        assert restarted.propose(ask.history, ask.count) == (ask.proposals, ask.done)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -129,8 +154,9 @@ def test_ask_respects_the_count(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_budget_is_respected_through_the_controller(name: str) -> None:
     """Driving plan() to the end never creates more than maxTrials nor runs more than parallelTrials."""
-    spec = spec_for(name).model_copy(
-        update={"budget": spec_for(name).budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
+    spec = spec_for(name, settings=BUDGET_SETTINGS.get(name))
+    spec = spec.model_copy(
+        update={"budget": spec.budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
     )
     trials: list[TrialRecord] = []
     status = NASExperimentStatus()
@@ -234,6 +260,9 @@ def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
             r"settings.objectives\[0\].metric: unknown metric 'acc'",
         ),
         ("gp", {"candidates": 3}, r"settings.candidates: .*greater than or equal to 16"),
+        ("pbt", {"populationSize": 1}, r"settings.populationSize: .*greater than or equal to 2"),
+        ("pbt", {"interval": 0}, r"settings.interval: .*greater than or equal to 1"),
+        ("pbt", {"quantile": 0.6}, r"settings.quantile: .*less than or equal to 0.5"),
     ],
 )
 def test_bad_settings_name_the_setting_and_the_rule(
