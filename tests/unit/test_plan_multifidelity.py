@@ -92,6 +92,8 @@ def test_the_experiment_ends_with_unpromoted_trials_stopped_and_the_full_budget_
     assert step.status.best is not None and step.status.best.trial == "exp-1"
     assert {s.name for s in step.stop} == {"exp-0", "exp-2"}
     assert "paused after epoch 1" in step.stop[0].reason
+    counts = step.status.trials
+    assert (counts.paused, counts.stopped, counts.succeeded, step.status.progress) == (0, 2, 1, "3/3")
 
 
 def test_hyperband_spreads_first_rungs_over_brackets() -> None:

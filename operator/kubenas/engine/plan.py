@@ -223,6 +223,11 @@ def plan(
         stop = early_stops(spec, trials)
     created = counts.created + sum(item.new for item in launch) + len(reuse)
     counts = counts.model_copy(update={"paused": counts.paused - sum(item.promoted for item in launch)})
+    if outcome is not None:  # the status already counts what this pass stops
+        ended = counts.pending + counts.running + counts.paused
+        counts = counts.model_copy(
+            update={"pending": 0, "running": 0, "paused": 0, "stopped": counts.stopped + ended}
+        )
     front = strategy.pareto_front(trials)
     conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
     status = NASExperimentStatus(
