@@ -39,7 +39,9 @@ def trial(spec: NASExperimentSpec, index: int, phase: TrialPhase, curve: list[fl
 
 def test_new_trials_pause_at_the_first_rung() -> None:
     step = plan("exp", asha_spec(), [], NASExperimentStatus(), 1, NOW)
-    assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [(f"exp-{i}", 1, False) for i in range(3)]
+    assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [
+        (f"exp-{i}", 1, False) for i in range(3)
+    ]
 
 
 def test_the_top_third_of_a_rung_is_promoted_to_the_next_rung_before_new_trials() -> None:
