@@ -7,6 +7,7 @@ from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus,
 from kubenas.api.errors import SpecError
 from kubenas.engine import plan
 from kubenas.strategies import STRATEGIES, make_strategy
+from kubenas.strategies.base import Proposal
 from kubenas.trials import TrialRecord, trial_name, trial_seed
 from kubenas_trainer.spec import Candidate
 
@@ -29,11 +30,21 @@ SETTINGS: dict[str, dict[str, object]] = {
     "gp": {"nStartupTrials": 4, "candidates": 64},
     "cmaes": {"populationSize": 4},
     "nsga2": {"populationSize": 4},
+    # One lineage of 1 + 14 clones + 1 + 1 = 17 trials (maxTrials 20), whose trials 1-14 are clones of
+    # the run-up: after 8 or 12 settled trials it still offers 3 at once, as the count checks ask. The
+    # schedule over several cycles is tested in test_miha.py.
+    "miha": {"cycles": 1, "populationSize": 14},
 }
 
 
-def spec_for(name: str, seed: int = 3, space: dict[str, object] | None = None) -> NASExperimentSpec:
-    strategy = {"name": name, "seed": seed, "settings": SETTINGS.get(name, {})}
+def spec_for(
+    name: str,
+    seed: int = 3,
+    space: dict[str, object] | None = None,
+    settings: dict[str, object] | None = None,
+) -> NASExperimentSpec:
+    settings = SETTINGS.get(name, {}) if settings is None else settings
+    strategy = {"name": name, "seed": seed, "settings": settings}
     return NASExperimentSpec.model_validate(
         {**SPEC, "searchSpace": space or SPEC["searchSpace"], "strategy": strategy}
     )
@@ -53,35 +64,50 @@ class Ask:
 
     history: list[TrialRecord]
     count: int
-    proposed: list[str]
+    proposed: list[Proposal]
+    done: bool
 
 
 def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialRecord], list[Ask]]:
     """Simulate an asynchronous experiment: up to `parallel` trials run; each step the oldest running
-    one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials."""
+    one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials.
+    A strategy that proposes fewer than the room without being done waits for one more to finish."""
     strategy = make_strategy(spec)
     history: list[TrialRecord] = []
     asks: list[Ask] = []
-    exhausted = False
+    exhausted = waiting = False
     while True:
         running = [t for t in history if t.phase is TrialPhase.PENDING]
-        if running and (len(running) >= parallel or len(history) >= n or exhausted):
+        if running and (len(running) >= parallel or len(history) >= n or exhausted or waiting):
             oldest = running[0]
             phase = TrialPhase.FAILED if oldest.index % 5 == 4 else TrialPhase.SUCCEEDED
-            metrics = {"accuracy": synthetic(oldest.candidate), "trainingSeconds": cost(oldest.candidate)}
+            accuracy = synthetic(oldest.candidate)
+            metrics = {"accuracy": accuracy, "loss": 1 - accuracy, "trainingSeconds": cost(oldest.candidate)}
             metrics = metrics if phase is TrialPhase.SUCCEEDED else {}
             history[oldest.index] = replace(oldest, phase=phase, metrics=metrics)
+            waiting = False
             continue
         room = min(parallel - len(running), n - len(history))
         if room <= 0 or exhausted:
             return history, asks
-        proposed = strategy.ask(list(history), room)
-        asks.append(Ask(list(history), room, [c.key() for c in proposed]))
-        exhausted = len(proposed) < room
-        for candidate in proposed:
+        proposed, exhausted = strategy.propose(list(history), room)
+        asks.append(Ask(list(history), room, proposed, exhausted))
+        assert len(proposed) <= room and (proposed or exhausted or running), "waits with nothing running"
+        waiting = len(proposed) < room
+        for proposal in proposed:
             index = len(history)
-            name = trial_name("x", index)
-            history.append(TrialRecord(name, index, trial_seed(spec.strategy.seed, index), candidate))
+            name, seed = trial_name("x", index), trial_seed(spec.strategy.seed, index)
+            history.append(
+                TrialRecord(
+                    name,
+                    index,
+                    seed,
+                    proposal.candidate,
+                    start_from=proposal.start_from,
+                    stop_at_epoch=proposal.stop_at_epoch,
+                    note=proposal.note,
+                )
+            )
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -114,7 +140,8 @@ def test_restart_from_recorded_history_continues_identically(name: str) -> None:
     assert len(asks) > 5
     for ask in asks:
         restarted = make_strategy(spec_for(name))
-        assert [c.key() for c in restarted.ask(ask.history, ask.count)] == ask.proposed
+        assert restarted.propose(ask.history, ask.count) == (ask.proposed, ask.done)
+        assert restarted.ask(ask.history, ask.count) == [p.candidate for p in ask.proposed]
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -126,11 +153,17 @@ def test_ask_respects_the_count(name: str) -> None:
         assert len(strategy.ask(history, count)) == count  # the test space is far from exhausted
 
 
+# A strategy that needs its whole schedule within maxTrials (make_strategy refuses one that does not
+# fit) gets settings for 9 trials: miha's run-up, 6 clones, the continuation and the final trial.
+FITS_9_TRIALS: dict[str, dict[str, object]] = {"miha": {"cycles": 1, "populationSize": 6}}
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_budget_is_respected_through_the_controller(name: str) -> None:
     """Driving plan() to the end never creates more than maxTrials nor runs more than parallelTrials."""
-    spec = spec_for(name).model_copy(
-        update={"budget": spec_for(name).budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
+    spec = spec_for(name, settings=FITS_9_TRIALS.get(name))
+    spec = spec.model_copy(
+        update={"budget": spec.budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
     )
     trials: list[TrialRecord] = []
     status = NASExperimentStatus()
@@ -139,7 +172,13 @@ def test_budget_is_respected_through_the_controller(name: str) -> None:
         status = step.status
         if step.finished:
             break
-        trials += [TrialRecord(t.name, t.index, t.seed, t.candidate) for t in step.launch if t.new]
+        trials += [
+            TrialRecord(
+                t.name, t.index, t.seed, t.candidate, start_from=t.start_from, stop_at_epoch=t.stop_at
+            )
+            for t in step.launch
+            if t.new
+        ]
         assert len(trials) <= 9
         assert sum(not t.phase.finished for t in trials) <= 4
         first = next(t for t in trials if not t.phase.finished)
@@ -234,6 +273,13 @@ def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
             r"settings.objectives\[0\].metric: unknown metric 'acc'",
         ),
         ("gp", {"candidates": 3}, r"settings.candidates: .*greater than or equal to 16"),
+        ("miha", {"populationSize": 1}, r"settings.populationSize: .*greater than or equal to 2"),
+        (
+            "miha",
+            {"runUpEpochs": 8},
+            r"spec.training.epochs: strategy miha needs more than runUpEpochs \+ cycles x "
+            r"\(cycleEpochs \+ continueEpochs\) = 14 epochs \(training.epochs=10\)",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting_and_the_rule(
