@@ -6,7 +6,7 @@ from kubenas.api import NASExperimentSpec, SearchSpace
 from kubenas.space import sample_candidate
 from kubenas.space.encoding import CandidateCodec
 from kubenas.strategies import STRATEGIES, make_strategy
-from kubenas_trainer.spec import CONV_LAYERS, RECURRENT_LAYERS, Hyperparameters, Layer
+from kubenas_trainer.spec import CONV_LAYERS, RECURRENT_LAYERS, Candidate, Hyperparameters, Layer
 
 RICH = {
     "layers": {
@@ -80,15 +80,23 @@ def test_codec_round_trips_every_field() -> None:
 SETTINGS: dict[str, dict[str, object]] = {"pbt": {"populationSize": 30, "interval": 10}}
 
 
+def first_candidates(spec: NASExperimentSpec, n: int) -> list[Candidate]:
+    """What a strategy proposes before any result: n at once; or, from a strategy that continues one
+    lineage (miha, whose later trials wait for its first to pause), the first trial of n seeds."""
+    if not STRATEGIES[spec.strategy.name].continues_trials:
+        return make_strategy(spec).ask([], n)
+    seeds = [spec.strategy.model_copy(update={"seed": seed}) for seed in range(n)]
+    return [make_strategy(spec.model_copy(update={"strategy": s})).ask([], 1)[0] for s in seeds]
+
+
 @pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"grid"}))
 def test_strategies_search_the_new_fields_and_respect_layer_types(name: str) -> None:
     strategy_spec = {"name": name, "seed": 2, "settings": SETTINGS.get(name, {})}
     spec = NASExperimentSpec.model_validate(
         {"searchSpace": RICH, "strategy": strategy_spec, "budget": {"maxTrials": 40}}
     )
-    strategy = make_strategy(spec)
     seen: dict[str, set[object]] = {"kernelSize": set(), "normalization": set(), "schedule": set()}
-    for candidate in strategy.ask([], 30):
+    for candidate in first_candidates(spec, 30):
         for layer in candidate.architecture.layers:
             assert (layer.kernel_size is not None) == (layer.type in CONV_LAYERS)
             assert layer.bidirectional is None or layer.type in RECURRENT_LAYERS

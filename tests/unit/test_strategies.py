@@ -32,11 +32,11 @@ SETTINGS: dict[str, dict[str, object]] = {
     "nsga2": {"populationSize": 4},
     # 4 members x ceil(training.epochs 10 / interval 2) = 5 generations: the 20 trials of maxTrials.
     "pbt": {"populationSize": 4, "interval": 2},
+    # One lineage of 1 + 14 clones + 1 + 1 = 17 trials (maxTrials 20), whose trials 1-14 are clones of
+    # the run-up: after 8 or 12 settled trials it still offers 3 at once, as the count checks ask. The
+    # schedule over several cycles is tested in test_miha.py.
+    "miha": {"cycles": 1, "populationSize": 14},
 }
-
-# Strategies whose schedule fixes the number of trials need one that fits this test's maxTrials 9:
-# PBT with 3 members x ceil(training.epochs 10 / interval 4) = 3 generations.
-BUDGET_SETTINGS: dict[str, dict[str, object]] = {"pbt": {"populationSize": 3, "interval": 4}}
 
 
 def spec_for(
@@ -45,11 +45,8 @@ def spec_for(
     space: dict[str, object] | None = None,
     settings: dict[str, object] | None = None,
 ) -> NASExperimentSpec:
-    strategy = {
-        "name": name,
-        "seed": seed,
-        "settings": SETTINGS.get(name, {}) if settings is None else settings,
-    }
+    settings = SETTINGS.get(name, {}) if settings is None else settings
+    strategy = {"name": name, "seed": seed, "settings": settings}
     return NASExperimentSpec.model_validate(
         {**SPEC, "searchSpace": space or SPEC["searchSpace"], "strategy": strategy}
     )
@@ -69,16 +66,14 @@ class Ask:
 
     history: list[TrialRecord]
     count: int
-    proposed: list[str]
-    proposals: list[Proposal]
+    proposed: list[Proposal]
     done: bool
 
 
 def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialRecord], list[Ask]]:
     """Simulate an asynchronous experiment: up to `parallel` trials run; each step the oldest running
     one finishes (every fifth fails) and the strategy fills the free room, seeing pending trials.
-    As in the controller, fewer proposals than room without being done means: wait for a running
-    trial (a PBT generation); only done ends the proposing."""
+    A strategy that proposes fewer than the room without being done waits for one more to finish."""
     strategy = make_strategy(spec)
     history: list[TrialRecord] = []
     asks: list[Ask] = []
@@ -86,26 +81,36 @@ def run(spec: NASExperimentSpec, n: int, parallel: int = 3) -> tuple[list[TrialR
     while True:
         running = [t for t in history if t.phase is TrialPhase.PENDING]
         if running and (len(running) >= parallel or len(history) >= n or exhausted or waiting):
-            waiting = False
             oldest = running[0]
             phase = TrialPhase.FAILED if oldest.index % 5 == 4 else TrialPhase.SUCCEEDED
-            metrics = {"accuracy": synthetic(oldest.candidate), "trainingSeconds": cost(oldest.candidate)}
+            accuracy = synthetic(oldest.candidate)
+            metrics = {"accuracy": accuracy, "loss": 1 - accuracy, "trainingSeconds": cost(oldest.candidate)}
             metrics = metrics if phase is TrialPhase.SUCCEEDED else {}
             history[oldest.index] = replace(oldest, phase=phase, metrics=metrics)
+            waiting = False
             continue
         room = min(parallel - len(running), n - len(history))
         if room <= 0 or exhausted:
             return history, asks
-        proposals, exhausted = strategy.propose(list(history), room)
-        proposed = [p.candidate for p in proposals]
-        assert [c.key() for c in strategy.ask(list(history), room)] == [c.key() for c in proposed]
-        asks.append(Ask(list(history), room, [c.key() for c in proposed], proposals, exhausted))
-        waiting = len(proposed) < room and not exhausted
-        assert not waiting or running, "the strategy waits for trials, but none is running"
-        for candidate in proposed:
+        proposed, exhausted = strategy.propose(list(history), room)
+        assert [c.key() for c in strategy.ask(list(history), room)] == [p.candidate.key() for p in proposed]
+        asks.append(Ask(list(history), room, proposed, exhausted))
+        assert len(proposed) <= room and (proposed or exhausted or running), "waits with nothing running"
+        waiting = len(proposed) < room
+        for proposal in proposed:
             index = len(history)
-            name = trial_name("x", index)
-            history.append(TrialRecord(name, index, trial_seed(spec.strategy.seed, index), candidate))
+            name, seed = trial_name("x", index), trial_seed(spec.strategy.seed, index)
+            history.append(
+                TrialRecord(
+                    name,
+                    index,
+                    seed,
+                    proposal.candidate,
+                    start_from=proposal.start_from,
+                    stop_at_epoch=proposal.stop_at_epoch,
+                    note=proposal.note,
+                )
+            )
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -138,8 +143,8 @@ def test_restart_from_recorded_history_continues_identically(name: str) -> None:
     assert len(asks) > 5
     for ask in asks:
         restarted = make_strategy(spec_for(name))
-        assert [c.key() for c in restarted.ask(ask.history, ask.count)] == ask.proposed
-        assert restarted.propose(ask.history, ask.count) == (ask.proposals, ask.done)
+        assert restarted.propose(ask.history, ask.count) == (ask.proposed, ask.done)
+        assert restarted.ask(ask.history, ask.count) == [p.candidate for p in ask.proposed]
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -151,10 +156,19 @@ def test_ask_respects_the_count(name: str) -> None:
         assert len(strategy.ask(history, count)) == count  # the test space is far from exhausted
 
 
+# A strategy that needs its whole schedule within maxTrials (make_strategy refuses one that does not
+# fit) gets settings for 9 trials: miha's run-up, 6 clones, the continuation and the final trial;
+# pbt's 3 members x ceil(training.epochs 10 / interval 4) = 3 generations.
+FITS_9_TRIALS: dict[str, dict[str, object]] = {
+    "miha": {"cycles": 1, "populationSize": 6},
+    "pbt": {"populationSize": 3, "interval": 4},
+}
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_budget_is_respected_through_the_controller(name: str) -> None:
     """Driving plan() to the end never creates more than maxTrials nor runs more than parallelTrials."""
-    spec = spec_for(name, settings=BUDGET_SETTINGS.get(name))
+    spec = spec_for(name, settings=FITS_9_TRIALS.get(name))
     spec = spec.model_copy(
         update={"budget": spec.budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
     )
@@ -165,7 +179,13 @@ def test_budget_is_respected_through_the_controller(name: str) -> None:
         status = step.status
         if step.finished:
             break
-        trials += [TrialRecord(t.name, t.index, t.seed, t.candidate) for t in step.launch if t.new]
+        trials += [
+            TrialRecord(
+                t.name, t.index, t.seed, t.candidate, start_from=t.start_from, stop_at_epoch=t.stop_at
+            )
+            for t in step.launch
+            if t.new
+        ]
         assert len(trials) <= 9
         assert sum(not t.phase.finished for t in trials) <= 4
         first = next(t for t in trials if not t.phase.finished)
@@ -263,6 +283,13 @@ def test_strategies_reject_settings_they_do_not_know(name: str) -> None:
         ("pbt", {"populationSize": 1}, r"settings.populationSize: .*greater than or equal to 2"),
         ("pbt", {"interval": 0}, r"settings.interval: .*greater than or equal to 1"),
         ("pbt", {"quantile": 0.6}, r"settings.quantile: .*less than or equal to 0.5"),
+        ("miha", {"populationSize": 1}, r"settings.populationSize: .*greater than or equal to 2"),
+        (
+            "miha",
+            {"runUpEpochs": 8},
+            r"spec.training.epochs: strategy miha needs more than runUpEpochs \+ cycles x "
+            r"\(cycleEpochs \+ continueEpochs\) = 14 epochs \(training.epochs=10\)",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting_and_the_rule(

@@ -9,6 +9,7 @@ from kubenas.strategies.cmaes import CMAES
 from kubenas.strategies.evolution import Evolution
 from kubenas.strategies.gp import GaussianProcess
 from kubenas.strategies.grid import GridSearch
+from kubenas.strategies.miha import MIHA
 from kubenas.strategies.nsga2 import NSGA2
 from kubenas.strategies.pbt import PBT
 from kubenas.strategies.random_search import RandomSearch
@@ -17,7 +18,18 @@ from kubenas.strategies.tpe import TPE
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (RandomSearch, GridSearch, Evolution, Reinforce, TPE, CMAES, GaussianProcess, NSGA2, PBT)
+    for cls in (
+        RandomSearch,
+        GridSearch,
+        Evolution,
+        Reinforce,
+        TPE,
+        CMAES,
+        GaussianProcess,
+        NSGA2,
+        PBT,
+        MIHA,
+    )
 }
 
 
