@@ -113,3 +113,22 @@ def test_rungs_must_fit_the_epochs() -> None:
     bad = {"training": {"dataset": "digits", "epochs": 3}, "earlyStopping": {"rule": "asha", "minEpochs": 3}}
     with pytest.raises(SpecError, match=r"earlyStopping.minEpochs: must be below training.epochs"):
         parse_model(NASExperimentSpec, bad, prefix="spec")
+
+
+def test_samplers_learn_from_trials_paused_or_stopped_at_a_rung() -> None:
+    """TPE + ASHA: a trial that stopped at rung 1 still ranks its candidate (at its fidelity)."""
+    from kubenas.strategies.searcher import SearcherStrategy
+
+    spec = asha_spec().model_copy(
+        update={"strategy": asha_spec().strategy.model_copy(update={"name": "tpe"})}
+    )
+    strategy = make_strategy(spec)
+    assert isinstance(strategy, SearcherStrategy)
+    observed = [
+        trial(spec, 0, TrialPhase.PAUSED, [0.5]),
+        trial(spec, 1, TrialPhase.STOPPED, [0.4]),
+        trial(spec, 2, TrialPhase.RUNNING, []),
+        trial(spec, 3, TrialPhase.FAILED, []),
+    ]
+    seen = strategy.observations(observed)
+    assert [(o.score, o.pending) for o in seen] == [(0.5, False), (0.4, False), (None, True), (None, False)]

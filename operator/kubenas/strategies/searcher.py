@@ -66,10 +66,16 @@ class RandomSearcher(Searcher):
         return [self.space.sample(rng_for(self.seed, i)) for i in range(start, start + count)]
 
 
+# Phases whose metrics are a result: a paused or stopped trial (ASHA's rungs, the median rule) reports
+# its objective at the epoch it reached, a lower-fidelity estimate that still ranks it against the
+# others (as optuna's TPE ranks pruned trials by their last intermediate value).
+SCORED_PHASES = (TrialPhase.SUCCEEDED, TrialPhase.PAUSED, TrialPhase.STOPPED)
+
+
 def score_of(trial: TrialRecord, objective: Objective) -> float | None:
-    """The trial's objective value, signed so that higher is better; None unless it succeeded with a
-    finite value (a NaN or infinite metric counts as a failure, not as a score)."""
-    value = trial.metrics.get(objective.metric) if trial.phase is TrialPhase.SUCCEEDED else None
+    """The trial's objective value, signed so that higher is better; None unless it has a result
+    with a finite value (a NaN or infinite metric counts as a failure, not as a score)."""
+    value = trial.metrics.get(objective.metric) if trial.phase in SCORED_PHASES else None
     if value is None or not math.isfinite(value):
         return None
     return float(value) if objective.goal is Direction.MAXIMIZE else -float(value)
@@ -104,7 +110,7 @@ class SearcherStrategy(Strategy):
                 index=t.index,
                 point=self.codec.encode(t.candidate),
                 score=score_of(t, self.objective),
-                pending=not t.phase.finished,
+                pending=t.phase in (TrialPhase.PENDING, TrialPhase.RUNNING),
             )
             for t in sorted(history, key=lambda t: t.index)
         ]
