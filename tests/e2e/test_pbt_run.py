@@ -73,6 +73,8 @@ def test_pbt_trains_generations_and_copies_the_best_members_checkpoints(tmp_path
         assert f"started from {checkpoint} after epoch {2 * generation}\n" in log
         curve = (run_dir / "trials" / name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 2 * generation + 3))
+        # The runner shows the trial's own epochs, not the ones its checkpoint inherited.
+        assert f"[{name}] epoch {2 * generation + 1}/6" in out and f"[{name}] epoch 1/6" not in out
         own = names[index - 3]
         if parent == own:
             assert head.endswith(f"continues {own} (accuracy {trials[own]['metrics']['accuracy']:.4g})")

@@ -31,11 +31,14 @@ class Progress:
         self.epochs = epochs
         self.out = out
         self._offsets: dict[str, int] = {}
+        self._inherited: dict[str, int] = {}  # epochs a trial took over from another's checkpoint
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def started(self, name: str, candidate: Candidate, note: str = "") -> None:
+    def started(self, name: str, candidate: Candidate, note: str = "", inherited: int = 0) -> None:
+        """`inherited`: epochs of the checkpoint it starts from, whose lines its curve repeats."""
+        self._inherited[name] = inherited
         self._say(f"[{name}] started   {describe(candidate)}")
         for line in note.splitlines():
             self._say(f"[{name}]   {line}")
@@ -54,6 +57,8 @@ class Progress:
         self._offsets[name] = self._offsets.get(name, 0) + len(complete)
         for line in complete.decode().splitlines():
             row = json.loads(line)
+            if row["epoch"] <= self._inherited.get(name, 0):
+                continue
             self._say(f"[{name}] epoch {row['epoch']}/{self.epochs}  {_fmt(row)}")
 
     def finished(self, name: str, status: NASTrialStatus) -> None:

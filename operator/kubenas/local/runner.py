@@ -80,11 +80,12 @@ class LocalRun:
             self.store.finish_trial(reuse.name, reuse.status)
             self.progress.started(reuse.name, reuse.candidate)
             self.progress.finished(reuse.name, reuse.status)
+        epochs = {r.name: len(r.progress) for r in records}
         for launch in step.launch:
-            self._launch(launch)
+            self._launch(launch, epochs.get(launch.start_from or "", 0))
         return step
 
-    def _launch(self, launch: TrialLaunch) -> None:
+    def _launch(self, launch: TrialLaunch, inherited: int) -> None:
         nas_spec = self._nas_spec(launch.index, launch.seed, launch.candidate, launch)
         self.store.create_trial(launch.name, nas_spec)
         if launch.promoted:
@@ -105,7 +106,7 @@ class LocalRun:
         if launch.promoted:
             self.progress.resumed(launch.name, launch.stop_at)
         else:
-            self.progress.started(launch.name, launch.candidate, launch.note)
+            self.progress.started(launch.name, launch.candidate, launch.note, inherited)
 
     def _warm_trials(self, output: Path) -> list[TrialRecord]:
         source = self.spec.strategy.warm_start_from
