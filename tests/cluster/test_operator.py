@@ -295,3 +295,38 @@ def test_asha_promotes_a_paused_trial_in_a_new_job_that_resumes_from_the_checkpo
         pod = get_json(kube, "pods", "-n", namespace, "-l", f"job-name={name}-e1")["items"][0]
         log = kube.agent.logs(namespace, pod["metadata"]["name"])["trainer"]
         assert f"resumed from {checkpoint} after epoch 1" in log
+
+
+def test_pbt_children_start_from_their_parents_checkpoints_on_the_volume(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    strategy = {"name": "pbt", "seed": 1, "settings": {"populationSize": 2, "interval": 1}}
+    doc = experiment("pbt", max_trials=4, parallel=2, epochs=2, strategy=strategy)
+    volume = tmp_path / "checkpoints"
+    doc["spec"]["trialTemplate"]["checkpointVolume"] = {"hostPath": {"path": str(volume)}}
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, doc)
+        done = wait_for(
+            lambda: finished(kube, namespace, "pbt"),
+            300,
+            "the experiment to finish",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    items = get_json(kube, "nastrials", "-n", namespace)["items"]
+    trials = {t["metadata"]["name"]: t for t in items}
+    assert sorted(trials) == ["pbt-0", "pbt-1", "pbt-2", "pbt-3"]
+    for name in ("pbt-0", "pbt-1"):  # generation 0: paused after epoch 1, stopped at the end
+        assert trials[name]["status"]["phase"] == "Stopped" and trials[name]["status"]["epochs"] == 1
+    for name in ("pbt-2", "pbt-3"):  # generation 1: continues a generation-0 checkpoint to the end
+        spec, status = trials[name]["spec"], trials[name]["status"]
+        assert spec["startFrom"] in ("pbt-0", "pbt-1") and spec["note"].startswith("PBT generation 1")
+        assert status["phase"] == "Succeeded" and status["epochs"] == 2 and len(status["curve"]) == 2
+        if kube.agent is not None:
+            pod = get_json(kube, "pods", "-n", namespace, "-l", f"job-name={name}")["items"][0]
+            log = kube.agent.logs(namespace, pod["metadata"]["name"])["trainer"]
+            parent = volume / namespace / "pbt" / spec["startFrom"] / "checkpoint.pt"
+            assert f"started from {parent} after epoch 1" in log
+    events = get_json(kube, "events", "-n", namespace, "--field-selector", "reason=TrialCreated")["items"]
+    assert any("PBT generation 1" in e["message"] for e in events)
