@@ -1,13 +1,17 @@
-"""A real training task under one epoch budget: kubenas's strategies against optuna's own TPE loop.
+"""A real training task under one epoch budget: kubenas's searchers against optuna's own TPE loop.
 
-Every trial trains an MLP (kubenas_trainer's model and optimizers) on scikit-learn's digits for
-`--epochs` epochs; every searcher gets `--trials` trials, i.e. the same total epoch budget. Data: a
-fixed test split (20%) never seen by the search, the rest split 75/25 into train and validation. The
-incumbent is the trial with the best validation accuracy so far; the table shows its test accuracy
-after a quarter, half and all of the budget (mean ± std over seeds).
+Every searcher gets the same total budget of `--trials` x `--epochs` training epochs of an MLP
+(kubenas_trainer's model and optimizers) on scikit-learn's digits. Data: a fixed test split (20%)
+never seen by the search, the rest split 75/25 into train and validation. The incumbent is the
+finished trial with the best validation accuracy so far; the table shows its test accuracy after a
+quarter, half and all of the budget (mean ± std over seeds).
 
-kubenas's strategies run exactly as in the operator (make_strategy(spec).ask(history, 1), one trial
-at a time); "optuna-tpe" is an optuna study driving the same space through study.optimize.
+kubenas's searchers run exactly as the controller runs them: plan() decides every launch, pause,
+promotion and stop (benchmarks/inprocess_controller.py trains the trials in this process, one at a
+time). A plain strategy trains every trial `--epochs` epochs; `random+asha`, `tpe+asha` and
+`random+hyperband` give good trials up to `--max-epochs` and pause the others at rungs 1, 3, 9 ...;
+`pbt` and `miha` fit their schedules to the budget and finish their trials only at its end.
+"optuna-tpe" is an optuna study driving the same space through study.optimize.
 
     PYTHONPATH=operator:trainer python -m benchmarks.digits_budget --seeds 5 --trials 30 --epochs 4
 """
@@ -21,19 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
 import torch
-from kubenas.api import NASExperimentSpec, TrialPhase
-from kubenas.strategies import make_strategy
-from kubenas.trials import TrialRecord, trial_name, trial_seed
+from kubenas.trials import trial_seed
 from kubenas_trainer.models import build_model
 from kubenas_trainer.spec import Architecture, Candidate, Hyperparameters, Layer
 from kubenas_trainer.train import make_optimizer
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
+
+from benchmarks.inprocess_controller import Evaluation, run_search
 
 UNITS = [16, 32, 64, 128, 256]
 ACTIVATIONS = ["relu", "tanh", "gelu", "sigmoid"]
@@ -54,6 +59,19 @@ SEARCH_SPACE = {
 }
 # Settings sized for a 30-trial budget (the defaults assume longer searches).
 SETTINGS: dict[str, dict[str, object]] = {"evolution": {"populationSize": 10, "sampleSize": 3}}
+DEFAULT_SEARCHERS = [
+    "random",
+    "evolution",
+    "reinforce",
+    "tpe",
+    "cmaes",
+    "gp",
+    "random+asha",
+    "tpe+asha",
+    "random+hyperband",
+    "pbt",
+    "miha",
+]
 
 
 @dataclass(frozen=True)
@@ -94,7 +112,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def train(candidate: Candidate, data: Data, epochs: int, seed: int) -> tuple[float, float]:
     """(validation accuracy, test accuracy) after training; (0, 0) if training diverged."""
     torch.manual_seed(seed)
-    model = build_model(candidate.architecture, data.x_train.shape[1], 10)
+    model = build_model(candidate.architecture, (data.x_train.shape[1],), 10)
     optimizer = make_optimizer(model.parameters(), candidate.hyperparameters)
     batch = candidate.hyperparameters.batch_size
     generator = torch.Generator().manual_seed(seed)
@@ -112,29 +130,54 @@ def train(candidate: Candidate, data: Data, epochs: int, seed: int) -> tuple[flo
     return accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
 
 
-def kubenas_run(name: str, seed: int, data: Data, trials: int, epochs: int) -> list[tuple[float, float]]:
-    spec = NASExperimentSpec.model_validate(
-        {
-            "searchSpace": SEARCH_SPACE,
-            "strategy": {"name": name, "seed": seed, "settings": SETTINGS.get(name, {})},
-            "budget": {"maxTrials": trials},
-        }
-    )
-    strategy = make_strategy(spec)
-    history: list[TrialRecord] = []
-    results = []
-    for index in range(trials):
-        (candidate,) = strategy.ask(history, 1)
-        tseed = trial_seed(seed, index)
-        val, test = train(candidate, data, epochs, tseed)
-        results.append((val, test))
-        record = TrialRecord(trial_name("b", index), index, tseed, candidate, TrialPhase.SUCCEEDED)
-        history.append(TrialRecord(**{**record.__dict__, "metrics": {"accuracy": val}}))
-    return results
+@dataclass(frozen=True)
+class Searcher:
+    """One row of the table: a strategy, its settings, an early-stopping rule and epochs per trial."""
+
+    strategy: str
+    settings: dict[str, object]
+    early_stopping: dict[str, object]
+    epochs: int
 
 
-def optuna_run(seed: int, data: Data, trials: int, epochs: int) -> list[tuple[float, float]]:
-    results: list[tuple[float, float]] = []
+def searchers(names: list[str], budget: int, epochs: int, max_epochs: int) -> dict[str, Searcher]:
+    """Rows by name: a plain strategy trains every trial `epochs` epochs; `+asha` / `+hyperband`
+    let trials pause at rungs 1, 3, 9 ... up to `max_epochs`; pbt and miha fit their schedule to the
+    budget (pbt: 4 members trained budget/4 epochs; miha: run-up 4, 8 cycles of 4 clones x 2 epochs
+    + 2, and the rest for the final segment)."""
+    out = {}
+    for name in names:
+        strategy, _, rule = name.partition("+")
+        if rule:
+            stopping = {"rule": rule, "minEpochs": 1, "reductionFactor": 3}
+            out[name] = Searcher(strategy, SETTINGS.get(strategy, {}), stopping, max_epochs)
+        elif name == "pbt":
+            out[name] = Searcher(name, {"populationSize": 4, "interval": 2}, {}, budget // 4)
+        elif name == "miha":
+            miha = {"runUpEpochs": 4, "cycles": 8, "populationSize": 4, "cycleEpochs": 2, "continueEpochs": 2}
+            cycles = int(miha["cycles"])
+            spent = 4 + cycles * (4 * 2 + 2)  # run-up and cycles; the final segment takes the rest
+            out[name] = Searcher(name, miha, {}, 4 + cycles * (2 + 2) + budget - spent)
+        else:
+            out[name] = Searcher(name, SETTINGS.get(name, {}), {}, epochs)
+    return out
+
+
+def kubenas_run(searcher: Searcher, seed: int, data: Data, budget: int) -> list[Evaluation]:
+    """The strategy exactly as the controller runs it: plan() decides, trials train in this process."""
+    spec: dict[str, Any] = {
+        "searchSpace": SEARCH_SPACE,
+        "strategy": {"name": searcher.strategy, "seed": seed, "settings": searcher.settings},
+        "objective": {"metric": "accuracy"},
+        "training": {"dataset": "digits", "epochs": searcher.epochs},
+    }
+    if searcher.early_stopping:
+        spec["earlyStopping"] = searcher.early_stopping
+    return run_search(spec, data, budget)
+
+
+def optuna_run(seed: int, data: Data, trials: int, epochs: int) -> list[Evaluation]:
+    results: list[Evaluation] = []
 
     def objective(trial: optuna.Trial) -> float:
         count = trial.suggest_int("count", 1, 3)
@@ -158,7 +201,7 @@ def optuna_run(seed: int, data: Data, trials: int, epochs: int) -> list[tuple[fl
         )
         candidate = Candidate(architecture=Architecture(layers=layers), hyperparameters=hp)
         val, test = train(candidate, data, epochs, trial_seed(seed, trial.number))
-        results.append((val, test))
+        results.append(Evaluation((trial.number + 1) * epochs, val, test))
         return val
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -167,47 +210,58 @@ def optuna_run(seed: int, data: Data, trials: int, epochs: int) -> list[tuple[fl
     return results
 
 
-def incumbent_test(results: list[tuple[float, float]], upto: int) -> float:
-    """Test accuracy of the best-validation trial among the first `upto` (the earliest among equals)."""
-    best = max(range(upto), key=lambda i: (results[i][0], -i))
-    return results[best][1]
+def incumbent_test(results: list[Evaluation], spent: int) -> float | None:
+    """Test accuracy of the best-validation finished trial within `spent` epochs (the earliest among
+    equals); None if no trial finished by then (pbt and miha finish theirs at the end)."""
+    within = [r for r in results if r.spent <= spent]
+    if not within:
+        return None
+    return max(enumerate(within), key=lambda item: (item[1].validation, -item[0]))[1].test
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument(
-        "--strategies", nargs="+", default=["random", "evolution", "reinforce", "tpe", "cmaes", "gp"]
-    )
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT_SEARCHERS)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--max-epochs", type=int, default=9, help="per trial, with +asha / +hyperband")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/digits_budget.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = Data.digits()
-    runners: dict[str, Callable[[int], list[tuple[float, float]]]] = {
-        name: partial(kubenas_run, name, data=data, trials=args.trials, epochs=args.epochs)
-        for name in args.strategies
+    budget = args.trials * args.epochs
+    rows = searchers(args.strategies, budget, args.epochs, args.max_epochs)
+    runners: dict[str, Callable[[int], list[Evaluation]]] = {
+        name: partial(kubenas_run, row, data=data, budget=budget) for name, row in rows.items()
     }
     runners["optuna-tpe"] = partial(optuna_run, data=data, trials=args.trials, epochs=args.epochs)
-    marks = [args.trials // 4, args.trials // 2, args.trials]
-    out: dict[str, list[list[tuple[float, float]]]] = {}
+    marks = [budget // 4, budget // 2, budget]
+    out: dict[str, list[list[tuple[int, float, float]]]] = {}
     lines = [
-        f"Test accuracy (%) of the incumbent after {', '.join(str(m * args.epochs) for m in marks)} epochs "
-        f"({args.trials} trials x {args.epochs} epochs), mean ± std over {args.seeds} seeds",
+        f"Test accuracy (%) of the incumbent after {', '.join(map(str, marks))} epochs (a budget of "
+        f"{args.trials} trials x {args.epochs} epochs), mean ± std over {args.seeds} seeds; "
+        "finished trials: mean count",
         "",
-        "| searcher | " + " | ".join(f"{m * args.epochs} epochs" for m in marks) + " | seconds |",
-        "|---" * (len(marks) + 2) + "|",
+        "| searcher | epochs/trial | " + " | ".join(f"{m} epochs" for m in marks) + " | trials | seconds |",
+        "|---" * (len(marks) + 4) + "|",
     ]
     for name, runner in runners.items():
         start = time.perf_counter()
-        out[name] = [runner(seed) for seed in range(args.seeds)]
+        runs = [runner(seed) for seed in range(args.seeds)]
         seconds = time.perf_counter() - start
+        out[name] = [[(r.spent, r.validation, r.test) for r in run] for run in runs]
         cells = []
         for mark in marks:
-            values = 100 * np.array([incumbent_test(r, mark) for r in out[name]])
+            found = [v for run in runs if (v := incumbent_test(run, mark)) is not None]
+            if len(found) < len(runs):
+                cells.append("—" if not found else f"({len(found)}/{len(runs)} seeds)")
+                continue
+            values = 100 * np.array(found)
             cells.append(f"{values.mean():.2f} ± {values.std(ddof=1):.2f}")
-        lines.append(f"| {name} | {' | '.join(cells)} | {seconds:.0f} |")
+        per_trial = rows[name].epochs if name in rows else args.epochs
+        finished = np.mean([len(run) for run in runs])
+        lines.append(f"| {name} | {per_trial} | {' | '.join(cells)} | {finished:.1f} | {seconds:.0f} |")
         print(lines[-1], flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"args": vars(args) | {"output": str(args.output)}, "results": out}))
