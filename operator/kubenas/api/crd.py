@@ -176,11 +176,14 @@ def custom_resource_definitions() -> dict[str, dict[str, Any]]:
             ["nast"],
             NASTrialSpec,
             NASTrialStatus,
-            "One candidate of a NASExperiment, trained by one Job of the same name.",
+            "One candidate of a NASExperiment, trained by a Job of the same name (a continuation after a "
+            "pause by <name>-e<epochs>).",
             [
                 _column("Experiment", ".spec.experiment"),
                 _column("Phase", ".status.phase"),
                 _column("Objective", ".status.objectiveValue", "number"),
+                _column("Epochs", ".status.epochs", "integer"),
+                _column("From", ".spec.startFrom", priority=1),
                 _column("Candidate", ".spec.candidateKey", priority=1),
                 age,
             ],
