@@ -33,6 +33,17 @@ def test_example_is_valid_and_defaults_fill_the_rest(tmp_path: Path) -> None:
     assert minimal.spec.objective.goal == "maximize"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_runs_locally_and_on_a_cluster(path: Path) -> None:
+    """Its strategy accepts its settings and budget, and it has what a cluster needs (a checkpoint
+    volume where trials continue checkpoints)."""
+    from kubenas.k8s.reconcile import check_cluster_spec
+    from kubenas.strategies import make_strategy
+
+    spec = load_manifest(path).spec
+    check_cluster_spec(spec, make_strategy(spec))
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
