@@ -1,8 +1,12 @@
 """The kubenas SearchSpace as a flat ParamSpace, and Candidate <-> point.
 
 Each searchable field is one row of LAYER_FIELDS or HYPERPARAMETER_FIELDS: its name in Layer /
-Hyperparameters, the domain it comes from in the SearchSpace and how a value is rounded. Layer i's
-parameters are named `layers[i].<field>` and exist only while `layers.count` > i.
+Hyperparameters, the domain it comes from in the SearchSpace, how a value is rounded and, for a layer
+field, which layer types take it. Layer i's parameters are named `layers[i].<field>` and exist only while
+`layers.count` > i; a type-specific one (kernelSize and pooling: conv1d/conv2d; bidirectional: lstm/gru)
+also only while `layers[i].type` is a type that takes it. Where every type of the space takes the field
+that second condition is left out, and where none does the field is not a parameter at all. Type comes
+first among a layer's parameters, so every condition reads an earlier parameter.
 """
 
 from __future__ import annotations
@@ -23,26 +27,38 @@ from kubenas_trainer.spec import (
 )
 
 from kubenas.api.space import FloatDomain, IntDomain, SearchSpace
-from kubenas.space.params import Categorical, Condition, Integer, Param, ParamSpace, Point, Real, Value
+from kubenas.space.params import (
+    Categorical,
+    Condition,
+    Integer,
+    Param,
+    ParamSpace,
+    Point,
+    Real,
+    Value,
+    When,
+    all_of,
+    is_active,
+)
 
 COUNT = "layers.count"
 
 
-def int_param(name: str, domain: IntDomain, condition: Condition | None = None) -> Param:
+def int_param(name: str, domain: IntDomain, condition: When | None = None) -> Param:
     if domain.values is not None:
         return Categorical(name, tuple(sorted(set(domain.values))), condition)
     assert domain.min is not None and domain.max is not None
     return Integer(name, domain.min, domain.max, 1 if domain.log else domain.step, domain.log, condition)
 
 
-def float_param(name: str, domain: FloatDomain, condition: Condition | None = None) -> Param:
+def float_param(name: str, domain: FloatDomain, condition: When | None = None) -> Param:
     if domain.values is not None:
         return Categorical(name, tuple(sorted(set(domain.values))), condition)
     assert domain.min is not None and domain.max is not None
     return Real(name, domain.min, domain.max, domain.log, condition)
 
 
-def choice_param(name: str, options: list[Any], condition: Condition | None = None) -> Param:
+def choice_param(name: str, options: list[Any], condition: When | None = None) -> Param:
     return Categorical(name, tuple(dict.fromkeys(_plain(o) for o in options)), condition)
 
 
@@ -58,17 +74,17 @@ class Field:
 
     attr: str
     alias: str
-    param: Callable[[SearchSpace, str, Condition | None], Param | None]
+    param: Callable[[SearchSpace, str, When | None], Param | None]
     rounding: Callable[[float], float] = _keep
     off: Value | None = None
     applies: Callable[[LayerType], bool] = lambda _: True
 
 
-def _optional_float(domain: FloatDomain | None, name: str, condition: Condition | None) -> Param | None:
+def _optional_float(domain: FloatDomain | None, name: str, condition: When | None) -> Param | None:
     return None if domain is None else float_param(name, domain, condition)
 
 
-def _optional_int(domain: IntDomain | None, name: str, condition: Condition | None) -> Param | None:
+def _optional_int(domain: IntDomain | None, name: str, condition: When | None) -> Param | None:
     return None if domain is None else int_param(name, domain, condition)
 
 
@@ -201,23 +217,36 @@ class CandidateCodec:
         params: list[Param] = [int_param(COUNT, space.layers.count)]
         self.layer_fields: list[Field] = []
         self.hyperparameter_fields: list[Field] = []
+        self.taken_by: dict[str, tuple[Value, ...]] = {}  # field alias -> the space's types taking it
         for f in LAYER_FIELDS:
-            if f.param(space, layer_param(0, f), None) is not None:
+            taken_by = tuple(dict.fromkeys(_plain(t) for t in space.layers.types if f.applies(t)))
+            if taken_by and f.param(space, layer_param(0, f), None) is not None:
                 self.layer_fields.append(f)
+                self.taken_by[f.alias] = taken_by
         for i in range(self.max_layers):
-            condition = Condition(COUNT, i + 1)
-            params += [p for f in self.layer_fields if (p := f.param(space, layer_param(i, f), condition))]
+            for f in self.layer_fields:
+                condition = all_of(Condition(COUNT, i + 1), self._type_condition(i, f))
+                param = f.param(space, layer_param(i, f), condition)
+                assert param is not None
+                params.append(param)
         for f in HYPERPARAMETER_FIELDS:
             if (p := f.param(space, hyperparameter_param(f), None)) is not None:
                 self.hyperparameter_fields.append(f)
                 params.append(p)
         self.space = ParamSpace(tuple(params))
+        self.param_by_name = {p.name: p for p in params}
+
+    def _type_condition(self, i: int, field: Field) -> Condition | None:
+        """Layer i's type takes the field (None: every type of the space does)."""
+        if set(self.taken_by[field.alias]) == set(self.taken_by[LAYER_FIELDS[0].alias]):
+            return None
+        return Condition(layer_param(i, LAYER_FIELDS[0]), one_of=self.taken_by[field.alias])
 
     def _encoded(self, name: str, field: Field, value: Any) -> Value:
         """A field's value in a point; an unset field becomes its "off" value, or a filler."""
         if value is not None:
             return _plain(value)
-        param = self.space.by_name(name)
+        param = self.param_by_name[name]
         return field.off if field.off is not None and _contains(param, field.off) else _filler(param)
 
     def encode(self, candidate: Candidate) -> Point:
@@ -226,7 +255,8 @@ class CandidateCodec:
         for i, layer in enumerate(layers):
             for f in self.layer_fields:
                 name = layer_param(i, f)
-                point[name] = self._encoded(name, f, getattr(layer, f.attr))
+                if is_active(self.param_by_name[name], point):
+                    point[name] = self._encoded(name, f, getattr(layer, f.attr))
         hp = candidate.hyperparameters
         for f in self.hyperparameter_fields:
             name = hyperparameter_param(f)
@@ -240,7 +270,9 @@ class CandidateCodec:
         for i in range(count):
             kind = LayerType(str(point[layer_param(i, LAYER_FIELDS[0])]))
             fields = {
-                f.attr: self._value(point, layer_param(i, f), f) for f in self.layer_fields if f.applies(kind)
+                f.attr: self._value(point, layer_param(i, f), f)
+                for f in self.layer_fields
+                if f.applies(kind) and layer_param(i, f) in point
             }
             layers.append(Layer.model_validate(fields))
         hp = {f.attr: self._value(point, hyperparameter_param(f), f) for f in self.hyperparameter_fields}
@@ -250,7 +282,7 @@ class CandidateCodec:
 
     def _value(self, point: Mapping[str, Value], name: str, field: Field) -> Value:
         value = point[name]
-        param = self.space.by_name(name)
+        param = self.param_by_name[name]
         if isinstance(param, Real) and isinstance(value, float):
             return min(param.high, max(param.low, field.rounding(value)))
         return value

@@ -15,6 +15,7 @@ from kubenas.space.params import (
     Value,
     cardinality,
     from_unit,
+    is_active,
     to_unit,
 )
 
@@ -57,7 +58,7 @@ def crossover(
     """Each parameter from either parent at random (from the one that has it, when only one does)."""
     child: Point = {}
     for param in space.params:
-        if param.condition is not None and not param.condition.holds(child):
+        if not is_active(param, child):
             continue
         options = [p[param.name] for p in (first, second) if param.name in p]
         if options:

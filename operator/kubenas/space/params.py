@@ -1,8 +1,11 @@
 """A flat, typed parameter space: what every search strategy works on.
 
 A point of the space is a dict {parameter name: value}. Parameters are categorical, integer or real
-(optionally log scale), and may be conditional: a parameter with a Condition exists only while another
-(integer) parameter is at least some value, e.g. layer 2's width exists only when the layer count >= 3.
+(optionally log scale), and may be conditional. A Condition reads one earlier parameter: it holds while
+that parameter's value is at least `at_least` (layer 2's width exists only when the layer count >= 3) or
+is one of `one_of` (a layer's kernel size exists only when its type is conv1d or conv2d); AllOf joins
+conditions (layer 2's kernel size: count >= 3 and layers[2].type in {conv1d, conv2d}). A condition is
+read only on active parameters: one whose parent is inactive is inactive too.
 The kubenas SearchSpace is one such space (kubenas.space.encoding); a tabular benchmark is another.
 """
 
@@ -20,21 +23,61 @@ Point = dict[str, Value]
 
 @dataclass(frozen=True)
 class Condition:
-    """Active while the value of `param` (an earlier integer parameter) is >= `at_least`."""
+    """Active while `param` (an earlier parameter) has a value: one >= `at_least` (a numeric parameter),
+    or one of `one_of` (typically a categorical's choices). Exactly one of the two is given."""
 
     param: str
-    at_least: int
+    at_least: int | None = None
+    one_of: tuple[Value, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.at_least is None) == (self.one_of is None):
+            raise ValueError(f"condition on {self.param!r}: give exactly one of at_least and one_of")
+
+    @property
+    def refers_to(self) -> tuple[str, ...]:
+        return (self.param,)
 
     def holds(self, point: Mapping[str, Value]) -> bool:
         value = point.get(self.param)
+        if value is None:
+            return False
+        if self.one_of is not None:
+            return value in self.one_of
+        assert self.at_least is not None
         return isinstance(value, int | float) and value >= self.at_least
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Active while every one of `conditions` holds."""
+
+    conditions: tuple[Condition, ...]
+
+    @property
+    def refers_to(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.param for c in self.conditions))
+
+    def holds(self, point: Mapping[str, Value]) -> bool:
+        return all(c.holds(point) for c in self.conditions)
+
+
+When = Condition | AllOf
+
+
+def all_of(*conditions: When | None) -> When | None:
+    """The conjunction of the given conditions (None where there are none, the one where one)."""
+    flat = tuple(
+        c for w in conditions if w is not None for c in (w.conditions if isinstance(w, AllOf) else (w,))
+    )
+    return None if not flat else flat[0] if len(flat) == 1 else AllOf(flat)
 
 
 @dataclass(frozen=True)
 class Categorical:
     name: str
     choices: tuple[Value, ...]
-    condition: Condition | None = None
+    condition: When | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +87,7 @@ class Integer:
     high: int
     step: int = 1
     log: bool = False
-    condition: Condition | None = None
+    condition: When | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +96,7 @@ class Real:
     low: float
     high: float
     log: bool = False
-    condition: Condition | None = None
+    condition: When | None = None
 
 
 Param = Categorical | Integer | Real
@@ -110,6 +153,11 @@ def sample_value(param: Param, rng: np.random.Generator) -> Value:
     return from_unit(param, float(rng.uniform()))
 
 
+def is_active(param: Param, point: Mapping[str, Value]) -> bool:
+    """Whether the parameter exists, given the values decided so far (the earlier active ones)."""
+    return param.condition is None or param.condition.holds(point)
+
+
 def contains(param: Param, value: Value) -> bool:
     if isinstance(param, Categorical):
         return value in param.choices
@@ -131,22 +179,31 @@ class ParamSpace:
         for param in self.params:
             if param.name in seen:
                 raise ValueError(f"parameter {param.name!r} appears twice")
-            if param.condition is not None and param.condition.param not in seen:
-                raise ValueError(f"{param.name}: condition on {param.condition.param!r}, not an earlier one")
+            for parent in () if param.condition is None else param.condition.refers_to:
+                if parent not in seen:
+                    raise ValueError(f"{param.name}: condition on {parent!r}, not an earlier one")
             seen.add(param.name)
 
     def by_name(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
 
     def active(self, point: Mapping[str, Value]) -> list[Param]:
-        """The parameters that exist for this point (conditions read the point's own values)."""
-        return [p for p in self.params if p.condition is None or p.condition.holds(point)]
+        """The parameters that exist for this point: conditions read the point's values of the earlier
+        active parameters (a value the point holds for an inactive parameter counts as absent)."""
+        seen: dict[str, Value] = {}
+        out = []
+        for param in self.params:
+            if is_active(param, seen):
+                out.append(param)
+                if param.name in point:
+                    seen[param.name] = point[param.name]
+        return out
 
     def complete(self, point: Mapping[str, Value], rng: np.random.Generator) -> Point:
         """Keep the point's values of active parameters, draw the missing ones, drop inactive ones."""
         out: Point = {}
         for param in self.params:
-            if param.condition is not None and not param.condition.holds(out):
+            if not is_active(param, out):
                 continue
             value = point.get(param.name)
             out[param.name] = (
@@ -185,7 +242,7 @@ def from_unit_vector(space: ParamSpace, x: Sequence[float]) -> Point:
     """The point a unit vector stands for (categoricals by bin, inactive coordinates ignored)."""
     out: Point = {}
     for param, u in zip(space.params, x, strict=True):
-        if param.condition is not None and not param.condition.holds(out):
+        if not is_active(param, out):
             continue
         if isinstance(param, Categorical):
             out[param.name] = param.choices[

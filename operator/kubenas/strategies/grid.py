@@ -2,13 +2,13 @@
 
 Categorical and small integer parameters keep all their values; ranges are cut into `pointsPerRange`
 evenly spaced values (on the log scale where they have one). Conditional parameters count only where
-they exist, so a grid over 1..3 layers holds the 1-layer nets, then the 2-layer nets, and so on.
+they exist, so a grid over 1..3 layers holds the 1-layer nets, then the 2-layer nets, and so on, and a
+dense layer is not repeated once per kernel size (kernelSize exists only on conv layers).
 The grid is never materialised: trial index i maps to grid point perm(i), perm a seeded bijection.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -16,8 +16,16 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
-from kubenas.space.params import Param, ParamSpace, Point, Value, grid_values
+from kubenas.space.params import ParamSpace, Point, Value, grid_values, is_active
 from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
+
+
+class _Absent:
+    """Stands in a counting state for a parameter the point does not have."""
+
+
+_ABSENT = _Absent()
+State = tuple[Value | _Absent, ...]
 
 
 class GridSettings(CamelModel):
@@ -26,31 +34,84 @@ class GridSettings(CamelModel):
 
 
 class Grid:
-    """The finite grid of a ParamSpace, indexed 0 .. size-1 (blocks per value of the condition params)."""
+    """The finite grid of a ParamSpace, indexed 0 .. size-1 in lexicographic order of the parameters.
+
+    Counting is a dynamic programme over the parameters in space order: how many completions follow
+    parameter k depends only on the values of the earlier parameters that a condition from k on reads
+    (for the kubenas space: the layer count and the current layer's type), so few states are counted
+    however many grid points there are."""
 
     def __init__(self, space: ParamSpace, points: int) -> None:
         self.space = space
         self.values = {p.name: grid_values(p, points) for p in space.params}
-        parents = list(dict.fromkeys(p.condition.param for p in space.params if p.condition is not None))
-        self.parents = parents
-        self.blocks: list[tuple[dict[str, Value], list[Param], int]] = []
-        for combo in itertools.product(*(self.values[name] for name in parents)):
-            fixed = dict(zip(parents, combo, strict=True))
-            free = [p for p in space.active(fixed) if p.name not in fixed]
-            self.blocks.append((fixed, free, math.prod(len(self.values[p.name]) for p in free)))
-        self.size = sum(size for _, _, size in self.blocks)
+        params = space.params
+        index = {p.name: k for k, p in enumerate(params)}
+        self.parents = {name for p in params if p.condition is not None for name in p.condition.refers_to}
+        # live[k]: the parameters before k whose values a condition at k or later reads.
+        self.live: list[tuple[str, ...]] = [()] * (len(params) + 1)
+        read: set[str] = set()
+        for k in reversed(range(len(params))):
+            if (condition := params[k].condition) is not None:
+                read.update(condition.refers_to)
+            self.live[k] = tuple(sorted((n for n in read if index[n] < k), key=index.__getitem__))
+        self.counts: list[dict[State, int]] = [{} for _ in range(len(params) + 1)]
+        self.size = self._count()
+
+    def _state(self, k: int, decided: dict[str, Value]) -> State:
+        return tuple(decided.get(name, _ABSENT) for name in self.live[k])
+
+    def _decided(self, k: int, state: State) -> dict[str, Value]:
+        return {n: v for n, v in zip(self.live[k], state, strict=True) if not isinstance(v, _Absent)}
+
+    def _successors(self, k: int, state: State) -> list[tuple[int, State]]:
+        """(how many values lead there, next state) for parameter k from `state`."""
+        param, decided = self.space.params[k], self._decided(k, state)
+        if not is_active(param, decided):
+            return [(1, self._state(k + 1, decided))]
+        values = self.values[param.name]
+        if param.name not in self.parents:
+            return [(len(values), self._state(k + 1, decided))]
+        return [(1, self._state(k + 1, {**decided, param.name: v})) for v in values]
+
+    def _count(self) -> int:
+        """Fill counts[k][state] (grid points completing a state at k) for every reachable state."""
+        n = len(self.space.params)
+        reachable: list[set[State]] = [set() for _ in range(n + 1)]
+        reachable[0].add(())
+        for k in range(n):
+            for state in reachable[k]:
+                reachable[k + 1].update(nxt for _, nxt in self._successors(k, state))
+        self.counts[n] = {state: 1 for state in reachable[n]}
+        for k in reversed(range(n)):
+            for state in reachable[k]:
+                self.counts[k][state] = sum(
+                    m * self.counts[k + 1][nxt] for m, nxt in self._successors(k, state)
+                )
+        return self.counts[0][()]
 
     def point(self, position: int) -> Point:
-        for fixed, free, size in self.blocks:
-            if position < size:
-                point: Point = dict(fixed)
-                for param in reversed(free):
-                    choices = self.values[param.name]
-                    position, digit = divmod(position, len(choices))
-                    point[param.name] = choices[digit]
-                return {p.name: point[p.name] for p in self.space.active(point)}
-            position -= size
-        raise IndexError(position)
+        if not 0 <= position < self.size:
+            raise IndexError(position)
+        point: Point = {}
+        state: State = ()
+        for k, param in enumerate(self.space.params):
+            decided = self._decided(k, state)
+            if is_active(param, decided):
+                values = self.values[param.name]
+                if param.name not in self.parents:
+                    digit, position = divmod(position, self.counts[k + 1][self._state(k + 1, decided)])
+                    point[param.name] = values[digit]
+                else:
+                    for value in values:
+                        below = self.counts[k + 1][self._state(k + 1, {**decided, param.name: value})]
+                        if position < below:
+                            point[param.name] = value
+                            break
+                        position -= below
+            if param.name in point:
+                decided[param.name] = point[param.name]
+            state = self._state(k + 1, decided)
+        return point
 
 
 def affine_permutation(size: int, rng: np.random.Generator) -> tuple[int, int]:

@@ -33,7 +33,16 @@ from kubenas.api.experiment import Objective
 from kubenas.api.space import SearchSpace
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
-from kubenas.space.params import Categorical, Integer, Param, ParamSpace, Point, Value, sample_value
+from kubenas.space.params import (
+    Categorical,
+    Integer,
+    Param,
+    ParamSpace,
+    Point,
+    Value,
+    is_active,
+    sample_value,
+)
 from kubenas.strategies.base import Proposal, Strategy
 from kubenas.strategies.searcher import rng_for
 from kubenas.trials import TrialRecord
@@ -100,16 +109,24 @@ def explore(
     """The point with every mutable parameter perturbed or resampled, and one log line per change.
 
     `settle` maps a point to what a trial will really run (e.g. through the candidate's rounding), so
-    the log lists the changes that survive it, with their settled values."""
-    new, how = dict(point), {}
-    for param in space.active(point):
-        if mutable(param.name):
+    the log lists the changes that survive it, with their settled values. Conditions are read on the
+    new values: a parameter a change switches off is dropped, one it switches on is drawn."""
+    new: Point = {}
+    how: dict[str, str] = {}
+    for param in space.params:
+        if not is_active(param, new):
+            continue
+        if param.name not in point:
+            new[param.name], how[param.name] = sample_value(param, rng), "drawn: now active"
+        elif mutable(param.name):
             new[param.name], how[param.name] = _explore_one(param, point[param.name], settings, rng)
+        else:
+            new[param.name] = point[param.name]
     new = settle(new)
     log = [
-        f"{name}: {show(point[name])} -> {show(new[name])} ({reason})"
+        f"{name}: {show(point[name]) if name in point else 'unset'} -> {show(new[name])} ({reason})"
         for name, reason in how.items()
-        if new[name] != point[name]
+        if name in new and new[name] != point.get(name)
     ]
     return new, log
 

@@ -2,7 +2,8 @@
 
 The policy makes the decisions in ParamSpace order; each is a softmax over that parameter's choices
 (numeric ranges cut into `bins` values) whose logits are linear in the one-hot codes of all earlier
-decisions: logits_t = W_t x_{<t} + b_t. Inactive parameters (layers beyond the count) are skipped.
+decisions: logits_t = W_t x_{<t} + b_t. Inactive parameters (layers beyond the count, fields a layer's
+type does not take) are skipped.
 Reward = the trial's score; advantage = reward minus a moving-average baseline, divided by a moving
 standard deviation (so the learning rate does not depend on the metric's scale); an entropy bonus
 keeps the policy from collapsing early.
@@ -20,7 +21,7 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
-from kubenas.space.params import Categorical, ParamSpace, Point, Value, grid_values, to_unit
+from kubenas.space.params import Categorical, ParamSpace, Point, Value, grid_values, is_active, to_unit
 from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
 
 
@@ -68,7 +69,7 @@ class Policy:
         point: Point = {}
         x = np.zeros(self.offsets[-1])
         for t, param in enumerate(self.space.params):
-            if param.condition is not None and not param.condition.holds(point):
+            if not is_active(param, point):
                 continue
             a = int(rng.choice(len(self.choices[t]), p=self._probs(t, x)))
             point[param.name] = self.choices[t][a]

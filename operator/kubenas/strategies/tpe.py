@@ -2,7 +2,8 @@
 
 Every ask rebuilds an in-memory study from the history (succeeded trials complete, failed ones failed,
 pending ones running), then asks one trial per new index with a sampler seeded from (seed, index).
-Conditional parameters are define-by-run: layer i's parameters are suggested only when count > i.
+Conditional parameters are define-by-run: layer i's parameters are suggested only when count > i,
+and a type-specific one (kernelSize, pooling, bidirectional) only when layer i's type takes it.
 Running trials are told to TPE as a constant liar, so parallel proposals spread out.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
-from kubenas.space.params import Categorical, Integer, Param, ParamSpace, Point, Value
+from kubenas.space.params import Categorical, Integer, Param, ParamSpace, Point, Value, is_active
 from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, derived_seed
 
 if TYPE_CHECKING:  # optuna is imported when first used: it takes a second to import
@@ -42,7 +43,7 @@ def suggest(trial: optuna.Trial, space: ParamSpace) -> Point:
     """Define-by-run: suggest the active parameters in order."""
     point: Point = {}
     for param in space.params:
-        if param.condition is not None and not param.condition.holds(point):
+        if not is_active(param, point):
             continue
         value: Value
         if isinstance(param, Categorical):
