@@ -109,6 +109,15 @@ def test_a_relaunched_trial_goes_to_the_rung_after_its_recorded_epochs() -> None
     assert (step.launch[0].name, step.launch[0].new, step.launch[0].stop_at) == ("exp-0", False, 3)
 
 
+def test_asha_decides_the_epochs_so_they_are_not_searched() -> None:
+    searched = {
+        "searchSpace": {"hyperparameters": {"epochs": {"values": [5, 10]}}},
+        "earlyStopping": {"rule": "asha"},
+    }
+    with pytest.raises(SpecError, match=r"searchSpace.hyperparameters.epochs: must be left out"):
+        parse_model(NASExperimentSpec, searched, prefix="spec")
+
+
 def test_rungs_must_fit_the_epochs() -> None:
     bad = {"training": {"dataset": "digits", "epochs": 3}, "earlyStopping": {"rule": "asha", "minEpochs": 3}}
     with pytest.raises(SpecError, match=r"earlyStopping.minEpochs: must be below training.epochs"):

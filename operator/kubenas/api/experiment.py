@@ -247,6 +247,11 @@ class NASExperimentSpec(CamelModel):
     @model_validator(mode="after")
     def _rungs_fit_the_epochs(self) -> Self:
         rule = self.early_stopping
+        if rule.rule in ("asha", "hyperband") and self.search_space.hyperparameters.epochs is not None:
+            raise ValueError(
+                f"searchSpace.hyperparameters.epochs: must be left out with earlyStopping.rule {rule.rule}, "
+                "which decides how many epochs each trial trains (up to training.epochs)"
+            )
         if rule.rule in ("asha", "hyperband") and rule.min_epochs >= self.training.epochs:
             raise ValueError(
                 f"earlyStopping.minEpochs: must be below training.epochs for rule {rule.rule} "
