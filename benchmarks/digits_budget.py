@@ -141,12 +141,16 @@ class Searcher:
 
 
 def searchers(names: list[str], budget: int, epochs: int, max_epochs: int) -> dict[str, Searcher]:
-    """Rows by name: a plain strategy trains every trial `epochs` epochs; `+asha` / `+hyperband`
-    let trials pause at rungs 1, 3, 9 ... up to `max_epochs`; pbt and miha fit their schedule to the
-    budget (pbt: 4 members trained budget/4 epochs; miha: run-up 4, 8 cycles of 4 clones x 2 epochs
-    + 2, and the rest for the final segment)."""
+    """Rows by name: a plain strategy trains every trial `epochs` epochs (`name@E`: E epochs);
+    `+asha` / `+hyperband` let trials pause at rungs 1, 3, 9 ... up to `max_epochs`; pbt and miha fit
+    their schedule to the budget (pbt: 4 members trained budget/4 epochs; miha: run-up 4, 8 cycles
+    of 4 clones x 2 epochs + 2, and the rest for the final segment)."""
     out = {}
     for name in names:
+        if "@" in name:  # e.g. random@9: a plain strategy with 9 epochs per trial
+            strategy, _, per_trial = name.partition("@")
+            out[name] = Searcher(strategy, SETTINGS.get(strategy, {}), {}, int(per_trial))
+            continue
         strategy, _, rule = name.partition("+")
         if rule:
             stopping = {"rule": rule, "minEpochs": 1, "reductionFactor": 3}
