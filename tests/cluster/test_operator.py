@@ -231,7 +231,8 @@ def test_identical_candidate_reuses_the_result_without_a_job(
         },
     }
     with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
-        apply(kube, namespace, experiment("same", 3, 1, 2, searchSpace=one_point))
+        # Three slots: the twins proposed while same-0 trains wait for its result (no Job of their own).
+        apply(kube, namespace, experiment("same", 3, 3, 2, searchSpace=one_point))
         done = wait_for(
             lambda: finished(kube, namespace, "same"),
             240,
@@ -245,6 +246,8 @@ def test_identical_candidate_reuses_the_result_without_a_job(
     for name in ("same-1", "same-2"):
         assert trials[name]["status"]["message"] == "reused the result of same-0 (same candidate)"
         assert trials[name]["status"]["metrics"] == trials["same-0"]["status"]["metrics"]
+    events = get_json(kube, "events", "-n", namespace, "--field-selector", "reason=TrialWaiting")["items"]
+    assert {e["message"].split(":")[0] for e in events} == {"same-1", "same-2"}
 
 
 def test_asha_promotes_a_paused_trial_in_a_new_job_that_resumes_from_the_checkpoint_volume(

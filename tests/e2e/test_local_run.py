@@ -87,7 +87,8 @@ def test_identical_candidates_train_once(tmp_path: Path) -> None:
             "batchSize": {"values": [64]},
         },
     }
-    doc["spec"]["budget"] = {"maxTrials": 3, "parallelTrials": 1}
+    # Three slots: the twins proposed while digits-0 trains wait for its result instead of training.
+    doc["spec"]["budget"] = {"maxTrials": 3, "parallelTrials": 3}
     doc["spec"]["training"]["epochs"] = 2
     doc["spec"]["objective"].pop("target")
     path = tmp_path / "exp.yaml"
@@ -95,6 +96,7 @@ def test_identical_candidates_train_once(tmp_path: Path) -> None:
     proc = kubenas("run", str(path), "--output", str(tmp_path / "runs"))
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
+    assert "[digits-1] waits     for the result of digits-0" in out
     trials_dir = tmp_path / "runs" / "digits" / "trials"
     statuses = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/status.json")}
     assert sorted(statuses) == ["digits-0", "digits-1", "digits-2"]

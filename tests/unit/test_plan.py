@@ -1,5 +1,7 @@
 """The controller core: what plan() decides from the spec and the observed trials."""
 
+from dataclasses import replace
+
 from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, TrialPhase
 from kubenas.engine import invalid_spec_status, plan
 from kubenas.strategies import make_strategy
@@ -164,16 +166,45 @@ def test_an_evaluated_candidate_is_reused_not_trained_again() -> None:
     assert step.status.trials.created == 3
 
 
-def test_running_or_failed_trials_are_not_reused_and_reuse_can_be_switched_off() -> None:
+def test_a_twin_of_a_running_trial_waits_for_its_result_instead_of_training_again() -> None:
     spec = NASExperimentSpec.model_validate(
         {"searchSpace": ONE_POINT, "budget": {"maxTrials": 4, "parallelTrials": 2}}
     )
     running = trials(spec, (TrialPhase.FAILED, None), (TrialPhase.RUNNING, None))
-    assert [t.name for t in plan("exp", spec, running, NASExperimentStatus(), 1, NOW).launch] == ["exp-2"]
+    step = plan("exp", spec, running, NASExperimentStatus(), 1, NOW)
+    assert step.launch == [] and step.reuse == []
+    assert [(w.name, w.twin) for w in step.wait] == [("exp-2", "exp-1")]
+    waiting = [TrialRecord(w.name, w.index, w.seed, w.candidate, launched=False) for w in step.wait]
+    step = plan("exp", spec, [*running, *waiting], NASExperimentStatus(), 1, NOW)
+    assert step.launch == []  # a waiting trial holds no parallel slot: the next twin waits too
+    assert [(w.name, w.twin) for w in step.wait] == [("exp-3", "exp-1")]
+    assert step.status.trials.created == 4
+    waiting += [TrialRecord(w.name, w.index, w.seed, w.candidate, launched=False) for w in step.wait]
+
+    twin_done = [running[0], replace(running[1], phase=TrialPhase.SUCCEEDED, metrics={"accuracy": 0.9})]
+    step = plan("exp", spec, [*twin_done, *waiting], NASExperimentStatus(), 1, NOW)
+    assert [(r.name, r.new, r.status.objective_value) for r in step.reuse] == [
+        ("exp-2", False, 0.9),
+        ("exp-3", False, 0.9),
+    ]
+    assert step.launch == [] and step.status.trials.created == 4
+
+    twin_failed = [running[0], replace(running[1], phase=TrialPhase.FAILED)]
+    step = plan("exp", spec, [*twin_failed, *waiting], NASExperimentStatus(), 1, NOW)
+    assert [(t.name, t.new) for t in step.launch] == [("exp-2", False)]  # one trains, the other waits
+    assert step.status.trials.created == 4
+
+
+def test_failed_trials_are_not_reused_and_reuse_can_be_switched_off() -> None:
+    spec = NASExperimentSpec.model_validate(
+        {"searchSpace": ONE_POINT, "budget": {"maxTrials": 4, "parallelTrials": 2}}
+    )
+    failed = trials(spec, (TrialPhase.FAILED, None))
+    assert [t.name for t in plan("exp", spec, failed, NASExperimentStatus(), 1, NOW).launch] == ["exp-1"]
     off = spec.model_copy(update={"strategy": spec.strategy.model_copy(update={"reuse_results": False})})
     done = trials(off, (TrialPhase.SUCCEEDED, 0.9), (TrialPhase.RUNNING, None))
     step = plan("exp", off, done, NASExperimentStatus(), 1, NOW)
-    assert step.reuse == [] and [t.name for t in step.launch] == ["exp-2"]
+    assert step.reuse == [] and step.wait == [] and [t.name for t in step.launch] == ["exp-2"]
 
 
 def test_multi_objective_status_lists_the_pareto_front() -> None:

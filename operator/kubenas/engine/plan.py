@@ -62,13 +62,27 @@ class TrialLaunch:
 
 @dataclass(frozen=True)
 class TrialReuse:
-    """A new trial whose candidate was already evaluated: recorded as finished, never run."""
+    """A trial whose candidate was already evaluated: recorded as finished, never run. `new` is
+    False for a trial that waited for its twin (recorded earlier, see TrialWait)."""
 
     name: str
     index: int
     seed: int
     candidate: Candidate
     status: NASTrialStatus
+    new: bool = True
+
+
+@dataclass(frozen=True)
+class TrialWait:
+    """A new trial whose candidate an earlier trial is training right now: recorded, not launched.
+    It takes its twin's result when that succeeds, and is launched if the twin fails or pauses."""
+
+    name: str
+    index: int
+    seed: int
+    candidate: Candidate
+    twin: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,7 @@ class TrialStop:
 class Plan:
     launch: list[TrialLaunch] = field(default_factory=list)
     reuse: list[TrialReuse] = field(default_factory=list)
+    wait: list[TrialWait] = field(default_factory=list)
     stop: list[TrialStop] = field(default_factory=list)
     status: NASExperimentStatus = field(default_factory=NASExperimentStatus)
 
@@ -190,38 +205,56 @@ def plan(
 
     launch: list[TrialLaunch] = []
     reuse: list[TrialReuse] = []
+    wait: list[TrialWait] = []
     exhausted = False
     if outcome is None:
-        launch = [
-            _relaunch(t, fidelity.stop_at(t, t.index))
-            for t in sorted(trials, key=lambda t: t.index)
-            if t.phase is TrialPhase.PENDING and not t.launched
-        ]
-        room = spec.budget.parallel_trials - active
+        cache = ResultCache(trials if spec.strategy.reuse_results else [])
+        twins = _training(trials) if spec.strategy.reuse_results else {}
+        waiting = 0
+        for t in sorted(trials, key=lambda t: t.index):
+            if t.phase is not TrialPhase.PENDING or t.launched:
+                continue
+            hit = None if t.start_from else cache.lookup(t.candidate)
+            twin = None if t.start_from else twins.get(t.candidate.key())
+            if hit is not None:
+                reused = _reused_status(spec, hit, now)
+                reuse.append(TrialReuse(t.name, t.index, t.seed, t.candidate, reused, new=False))
+            elif twin is not None and twin != t.name:
+                waiting += 1  # recorded, not running: it holds no parallel slot
+            else:
+                launch.append(_relaunch(t, fidelity.stop_at(t, t.index)))
+                if not t.start_from and spec.strategy.reuse_results:
+                    twins.setdefault(t.candidate.key(), t.name)
+        room = spec.budget.parallel_trials - active + waiting + len(reuse)
         for trial in promotions[: max(0, room)]:
             launch.append(_relaunch(trial, fidelity.stop_at(trial, trial.index), promoted=True))
         room = min(room - len(promotions), spec.budget.max_trials - counts.created)
         if room > 0:
             source = spec.strategy.warm_start_from or ""
             proposed, exhausted = strategy.propose([*warm_start(source, warm), *trials], room)
-            cache = ResultCache(trials if spec.strategy.reuse_results else [])
             first = 1 + max((t.index for t in trials), default=-1)
             for index, proposal in enumerate(proposed, start=first):
                 name, seed = trial_name(experiment, index), trial_seed(spec.strategy.seed, index)
+                key = proposal.candidate.key()
                 hit = None if proposal.start_from else cache.lookup(proposal.candidate)
-                if hit is None:
-                    launch.append(_launch(proposal, name, index, seed, fidelity.stop_at(None, index)))
-                else:
+                twin = None if proposal.start_from or not spec.strategy.reuse_results else twins.get(key)
+                if hit is not None:
                     reused = _reused_status(spec, hit, now)
                     reuse.append(TrialReuse(name, index, seed, proposal.candidate, reused))
-        if exhausted and not launch and not reuse:
+                elif twin is not None:
+                    wait.append(TrialWait(name, index, seed, proposal.candidate, twin))
+                else:
+                    launch.append(_launch(proposal, name, index, seed, fidelity.stop_at(None, index)))
+                    if not proposal.start_from and spec.strategy.reuse_results:
+                        twins.setdefault(key, name)
+        if exhausted and not launch and not reuse and not wait:
             outcome = _outcome(spec, counts, best, exhausted=True, exhausted_reason=strategy.exhausted_reason)
 
     if outcome is not None:
         stop = [TrialStop(t.name, _end_reason(t, outcome[1])) for t in trials if not t.phase.finished]
     else:
         stop = early_stops(spec, trials)
-    created = counts.created + sum(item.new for item in launch) + len(reuse)
+    created = counts.created + sum(item.new for item in launch) + sum(r.new for r in reuse) + len(wait)
     counts = counts.model_copy(update={"paused": counts.paused - sum(item.promoted for item in launch)})
     if outcome is not None:  # the status already counts what this pass stops
         ended = counts.pending + counts.running + counts.paused
@@ -245,7 +278,16 @@ def plan(
         start_time=previous.start_time or now,
         completion_time=(previous.completion_time or now) if outcome else None,
     )
-    return Plan(launch=launch, reuse=reuse, stop=stop, status=status)
+    return Plan(launch=launch, reuse=reuse, wait=wait, stop=stop, status=status)
+
+
+def _training(trials: Sequence[TrialRecord]) -> dict[str, str]:
+    """Candidate key -> the earliest trial training it now from scratch (launched, not continued)."""
+    out: dict[str, str] = {}
+    for t in sorted(trials, key=lambda t: t.index):
+        if t.phase in (TrialPhase.PENDING, TrialPhase.RUNNING) and t.launched and not t.start_from:
+            out.setdefault(t.candidate.key(), t.name)
+    return out
 
 
 def _relaunch(trial: TrialRecord, stop_at: int | None, promoted: bool = False) -> TrialLaunch:

@@ -138,6 +138,13 @@ class Reconciler:
             self.api.create_trial(namespace, nastrial(reuse.name, namespace, meta["uid"], nas_spec))
             self.api.patch_trial_status(namespace, reuse.name, status_patch(reuse.status))
             self.event("Normal", "TrialReused", f"{reuse.name}: {reuse.status.message}")
+        for wait in step.wait:
+            nas_spec = _trial_spec(experiment, wait.index, wait.seed, wait.candidate)
+            self.api.create_trial(namespace, nastrial(wait.name, namespace, meta["uid"], nas_spec))
+            message = f"waits for the result of {wait.twin} (same candidate, still training)"
+            pending = NASTrialStatus(phase=TrialPhase.PENDING, message=message)
+            self.api.patch_trial_status(namespace, wait.name, status_patch(pending))
+            self.event("Normal", "TrialWaiting", f"{wait.name}: {message}")
         for launch in step.launch:
             self._launch(body, spec, launch, by_name.get(launch.name))
         for stop in step.stop:

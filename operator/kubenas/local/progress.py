@@ -43,6 +43,9 @@ class Progress:
         for line in note.splitlines():
             self._say(f"[{name}]   {line}")
 
+    def waiting(self, name: str, twin: str) -> None:
+        self._say(f"[{name}] waits     for the result of {twin} (same candidate, still training)")
+
     def resumed(self, name: str, stop_at: int | None) -> None:
         self._say(f"[{name}] promoted  continues to epoch {stop_at or self.epochs}")
 

@@ -75,6 +75,9 @@ class LocalRun:
             )
             self.store.finish_trial(stop.name, status)
             self.progress.finished(stop.name, status)
+        for wait in step.wait:
+            self.store.create_trial(wait.name, self._nas_spec(wait.index, wait.seed, wait.candidate))
+            self.progress.waiting(wait.name, wait.twin)
         for reuse in step.reuse:
             self.store.create_trial(reuse.name, self._nas_spec(reuse.index, reuse.seed, reuse.candidate))
             self.store.finish_trial(reuse.name, reuse.status)
