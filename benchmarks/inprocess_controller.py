@@ -112,6 +112,8 @@ def run_search(spec: dict[str, Any], data: Data, budget: int) -> list[Evaluation
                 reuse.name, reuse.index, reuse.seed, reuse.candidate, TrialPhase.SUCCEEDED,
                 metrics=dict(reuse.status.metrics), epochs=reuse.status.epochs,
             )  # fmt: skip
+        for wait in step.wait:  # (cannot happen here: no trial is training while plan() runs)
+            records[wait.name] = TrialRecord(wait.name, wait.index, wait.seed, wait.candidate, launched=False)
         if step.finished or not (step.launch or step.reuse):
             break
         for launch in step.launch:
