@@ -80,6 +80,27 @@ def test_at_the_end_the_leader_of_the_highest_rung_is_trained_to_the_full_budget
     assert not step.finished
 
 
+def test_an_exhausted_search_space_also_sends_the_leader_to_the_full_budget() -> None:
+    one_point = {
+        "layers": {"count": {"values": [1]}, "units": {"values": [16]}, "activations": ["relu"]},
+        "hyperparameters": {
+            "learningRate": {"values": [0.01]},
+            "optimizers": ["adam"],
+            "batchSize": {"values": [64]},
+        },
+    }
+    spec = asha_spec().model_copy(
+        update={
+            "search_space": asha_spec().search_space.model_validate(one_point),
+            "strategy": asha_spec().strategy.model_copy(update={"name": "grid"}),
+        }
+    )
+    paused = [trial(spec, 0, TrialPhase.PAUSED, [0.5, 0.6, 0.7])]  # alone at rung 3; grid has no more
+    step = plan("exp", spec, paused, NASExperimentStatus(), 1, NOW)
+    assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [("exp-0", None, True)]
+    assert not step.finished
+
+
 def test_the_experiment_ends_with_unpromoted_trials_stopped_and_the_full_budget_trial_best() -> None:
     spec = asha_spec(max_trials=3)
     observed = [

@@ -248,7 +248,14 @@ def plan(
                     if not proposal.start_from and spec.strategy.reuse_results:
                         twins.setdefault(key, name)
         if exhausted and not launch and not reuse and not wait:
-            outcome = _outcome(spec, counts, best, exhausted=True, exhausted_reason=strategy.exhausted_reason)
+            # No new trial will come: ASHA's paused leader goes on rather than wait for rivals.
+            late = fidelity.promotions(trials, idle=not active)
+            if late:
+                launch.append(_relaunch(late[0], fidelity.stop_at(late[0], late[0].index), promoted=True))
+            else:
+                outcome = _outcome(
+                    spec, counts, best, exhausted=True, exhausted_reason=strategy.exhausted_reason
+                )
 
     if outcome is not None:
         stop = [TrialStop(t.name, _end_reason(t, outcome[1])) for t in trials if not t.phase.finished]
