@@ -65,6 +65,11 @@ class Strategy(ABC):
         self.epochs = epochs
         self.max_trials = max_trials
         self.settings = parse_model(self.Settings, dict(settings), prefix="spec.strategy.settings")
+        self.setup()
+
+    def setup(self) -> None:  # noqa: B027 (a hook: most strategies derive nothing)
+        """Build what the strategy derives from its space and settings (raising SpecError for a plan
+        that cannot fit training.epochs or budget.maxTrials); nothing by default."""
 
     @abstractmethod
     def ask(self, history: Sequence[TrialRecord], count: int) -> list[Candidate]:

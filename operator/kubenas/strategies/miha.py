@@ -34,15 +34,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from kubenas_trainer.spec import CamelModel, Candidate
 from pydantic import Field
 
 from kubenas.api.errors import SpecError
-from kubenas.api.experiment import Objective
-from kubenas.api.space import SearchSpace
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.mutation import perturb
@@ -144,22 +142,12 @@ class MIHA(Strategy):
     continues_trials = True
     exhausted_reason = "ScheduleCompleted"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        objective: Objective,
-        seed: int,
-        settings: Mapping[str, Any],
-        *,
-        epochs: int = 10,
-        max_trials: int = 10,
-    ):
-        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
+    def setup(self) -> None:
         s = self.settings
         assert isinstance(s, MIHASettings)
         self.m, self.c, self.p = s.run_up_epochs, s.cycles, s.population_size
         self.n, self.k = s.cycle_epochs, s.continue_epochs
-        self.codec = CandidateCodec(space)
+        self.codec = CandidateCodec(self.space)
         problems: list[str] = []
         scheduled = self.m + self.c * (self.n + self.k)
         if self.epochs - scheduled < 1:
@@ -172,7 +160,7 @@ class MIHA(Strategy):
                 f"spec.budget.maxTrials: strategy miha needs 1 + cycles x (populationSize + 1) + 1 = "
                 f"{self.trials} trials (maxTrials={self.max_trials})"
             )
-        if space.hyperparameters.epochs is not None:
+        if self.space.hyperparameters.epochs is not None:
             problems.append(
                 "spec.searchSpace.hyperparameters.epochs: strategy miha schedules the epochs itself; "
                 "leave epochs out of the search space"

@@ -10,16 +10,15 @@ that shows the front instead of a single best.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 from kubenas_trainer.spec import CamelModel, Candidate
 from pydantic import Field, model_validator
 
-from kubenas.api.experiment import MetricGoal, Objective
-from kubenas.api.space import SearchSpace
+from kubenas.api.experiment import MetricGoal
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.mutation import crossover, mutate
@@ -139,20 +138,10 @@ class NSGA2(Strategy):
     name = "nsga2"
     Settings = NSGA2Settings
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        objective: Objective,
-        seed: int,
-        settings: Mapping[str, Any],
-        *,
-        epochs: int = 10,
-        max_trials: int = 10,
-    ):
-        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
+    def setup(self) -> None:
         assert isinstance(self.settings, NSGA2Settings)
-        self.codec = CandidateCodec(space)
-        self.algorithm = NSGA2Searcher(self.codec.space, seed, self.settings)
+        self.codec = CandidateCodec(self.space)
+        self.algorithm = NSGA2Searcher(self.codec.space, self.seed, self.settings)
 
     def ask(self, history: Sequence[TrialRecord], count: int) -> list[Candidate]:
         if count <= 0:

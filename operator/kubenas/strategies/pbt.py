@@ -20,17 +20,15 @@ restarted controller proposes the same trials.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 from kubenas_trainer.spec import CamelModel, Candidate
 from pydantic import Field, model_validator
 
 from kubenas.api.errors import SpecError
-from kubenas.api.experiment import Objective
-from kubenas.api.space import SearchSpace
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.params import (
@@ -188,23 +186,13 @@ class PBT(Strategy):
     exhausted_reason = "ScheduleCompleted"
     continues_trials = True
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        objective: Objective,
-        seed: int,
-        settings: Mapping[str, Any],
-        *,
-        epochs: int = 10,
-        max_trials: int = 10,
-    ):
-        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
+    def setup(self) -> None:
         assert isinstance(self.settings, PBTSettings)
         self.pbt: PBTSettings = self.settings
-        self.codec = CandidateCodec(space)
+        self.codec = CandidateCodec(self.space)
         self.size = self.pbt.population_size
-        self.generations = math.ceil(epochs / self.pbt.interval)
-        if space.hyperparameters.epochs is not None:
+        self.generations = math.ceil(self.epochs / self.pbt.interval)
+        if self.space.hyperparameters.epochs is not None:
             raise SpecError(
                 [
                     "spec.searchSpace.hyperparameters.epochs: strategy pbt schedules the epochs itself "
@@ -212,12 +200,13 @@ class PBT(Strategy):
                 ]
             )
         needed = self.size * self.generations
-        if max_trials < needed:
+        if self.max_trials < needed:
             raise SpecError(
                 [
                     f"spec.budget.maxTrials: strategy pbt needs populationSize x generations = "
-                    f"{self.size} x {self.generations} = {needed} trials (maxTrials={max_trials}), where "
-                    f"generations = ceil(training.epochs / interval) = ceil({epochs} / {self.pbt.interval})"
+                    f"{self.size} x {self.generations} = {needed} trials (maxTrials={self.max_trials}), "
+                    "where generations = ceil(training.epochs / interval) = "
+                    f"ceil({self.epochs} / {self.pbt.interval})"
                 ]
             )
 

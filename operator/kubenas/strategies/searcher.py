@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,7 +17,6 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel, Candidate, Direction
 
 from kubenas.api.experiment import Objective
-from kubenas.api.space import SearchSpace
 from kubenas.api.status import TrialPhase
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.params import ParamSpace, Point
@@ -90,19 +89,9 @@ class SearcherStrategy(Strategy):
         super().__init_subclass__(**kwargs)
         cls.Settings = cls.searcher.Settings
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        objective: Objective,
-        seed: int,
-        settings: Mapping[str, Any],
-        *,
-        epochs: int = 10,
-        max_trials: int = 10,
-    ):
-        super().__init__(space, objective, seed, settings, epochs=epochs, max_trials=max_trials)
-        self.codec = CandidateCodec(space)
-        self.algorithm = self.searcher(self.codec.space, seed, self.settings)
+    def setup(self) -> None:
+        self.codec = CandidateCodec(self.space)
+        self.algorithm = self.searcher(self.codec.space, self.seed, self.settings)
 
     def observations(self, history: Sequence[TrialRecord]) -> list[Observation]:
         return [
