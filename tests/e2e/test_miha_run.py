@@ -1,13 +1,12 @@
 """`kubenas run` with strategy miha: one lineage of trials on digits, each starting from a checkpoint."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from .local_run import run_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -32,19 +31,7 @@ def test_miha_runs_clones_from_one_checkpoint_and_continues_the_fittest(tmp_path
     doc["spec"]["budget"] = {"maxTrials": 12, "parallelTrials": 3}  # the schedule takes 10
     doc["spec"]["training"]["epochs"] = 7
     doc["spec"]["objective"] = {"metric": "accuracy"}
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kubenas.cli", "run", str(path), "--output", str(tmp_path / "runs")],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=600,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, out
+    out = run_manifest(doc, tmp_path)
 
     run_dir = tmp_path / "runs" / "digits"
     trials_dir = run_dir / "trials"

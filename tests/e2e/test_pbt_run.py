@@ -1,13 +1,12 @@
 """`kubenas run` with the pbt strategy: generations of paused trials, exploits from checkpoints, notes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from .local_run import run_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -27,19 +26,7 @@ def test_pbt_trains_generations_and_copies_the_best_members_checkpoints(tmp_path
     doc["spec"]["strategy"] = {"name": "pbt", "seed": 3, "settings": {"populationSize": 3, "interval": 2}}
     doc["spec"]["budget"] = {"maxTrials": 9, "parallelTrials": 3}
     doc["spec"]["training"]["epochs"] = 6
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kubenas.cli", "run", str(path), "--output", str(tmp_path / "runs")],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=600,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, out
+    out = run_manifest(doc, tmp_path)
 
     run_dir = tmp_path / "runs" / "digits"
     status = json.loads((run_dir / "status.json").read_text())

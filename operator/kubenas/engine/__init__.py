@@ -8,6 +8,7 @@ from kubenas.engine.plan import (
     TrialWait,
     best_trial,
     invalid_spec_status,
+    nastrial_spec,
     objective_value,
     plan,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "TrialWait",
     "best_trial",
     "invalid_spec_status",
+    "nastrial_spec",
     "objective_value",
     "plan",
 ]

@@ -17,6 +17,7 @@ from kubenas.api.status import (
     Condition,
     ExperimentPhase,
     NASExperimentStatus,
+    NASTrialSpec,
     NASTrialStatus,
     ParetoMember,
     TrialCounts,
@@ -92,6 +93,21 @@ class TrialStop:
     name: str
     reason: str
     early: bool = False
+
+
+def nastrial_spec(experiment: str, action: TrialLaunch | TrialReuse | TrialWait) -> NASTrialSpec:
+    """The spec a backend records for the trial an action creates (the same for every backend)."""
+    launch = action if isinstance(action, TrialLaunch) else None
+    return NASTrialSpec(
+        experiment=experiment,
+        index=action.index,
+        candidate_key=action.candidate.key(),
+        seed=action.seed,
+        candidate=action.candidate,
+        start_from=launch.start_from if launch else None,
+        stop_at_epoch=launch.stop_at_epoch if launch else None,
+        note=launch.note if launch else "",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubenas_trainer.spec import CHECKPOINT_FILE, Candidate
+from kubenas_trainer.spec import CHECKPOINT_FILE
 
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.engine import Plan, TrialLaunch, invalid_spec_status, plan
+from kubenas.engine import Plan, TrialLaunch, invalid_spec_status, nastrial_spec, plan
 from kubenas.k8s.client import KubeApi
 from kubenas.k8s.manifests import job_name, nastrial, trial_job, trial_output
 from kubenas.k8s.observe import observe_trial
@@ -134,12 +134,12 @@ class Reconciler:
         namespace, experiment = meta["namespace"], meta["name"]
         by_name = {r.name: r for r in records}
         for reuse in step.reuse:
-            nas_spec = _trial_spec(experiment, reuse.index, reuse.seed, reuse.candidate)
+            nas_spec = nastrial_spec(experiment, reuse)
             self.api.create_trial(namespace, nastrial(reuse.name, namespace, meta["uid"], nas_spec))
             self.api.patch_trial_status(namespace, reuse.name, status_patch(reuse.status))
             self.event("Normal", "TrialReused", f"{reuse.name}: {reuse.status.message}")
         for wait in step.wait:
-            nas_spec = _trial_spec(experiment, wait.index, wait.seed, wait.candidate)
+            nas_spec = nastrial_spec(experiment, wait)
             self.api.create_trial(namespace, nastrial(wait.name, namespace, meta["uid"], nas_spec))
             message = f"waits for the result of {wait.twin} (same candidate, still training)"
             pending = NASTrialStatus(phase=TrialPhase.PENDING, message=message)
@@ -168,7 +168,7 @@ class Reconciler:
     ) -> None:
         meta = body["metadata"]
         namespace, experiment = meta["namespace"], meta["name"]
-        nas_spec = _trial_spec(experiment, launch.index, launch.seed, launch.candidate, launch)
+        nas_spec = nastrial_spec(experiment, launch)
         created = self.api.create_trial(namespace, nastrial(launch.name, namespace, meta["uid"], nas_spec))
         # The trial that exists is the truth (an earlier pass may have created it).
         nas_spec = NASTrialSpec.model_validate(created["spec"])
@@ -234,21 +234,6 @@ def check_cluster_spec(spec: NASExperimentSpec, strategy: Strategy) -> None:
                 "reads the checkpoint an earlier Job wrote (e.g. a ReadWriteMany persistentVolumeClaim)"
             ]
         )
-
-
-def _trial_spec(
-    experiment: str, index: int, seed: int, candidate: Candidate, launch: TrialLaunch | None = None
-) -> NASTrialSpec:
-    return NASTrialSpec(
-        experiment=experiment,
-        index=index,
-        candidate_key=candidate.key(),
-        seed=seed,
-        candidate=candidate,
-        start_from=launch.start_from if launch else None,
-        stop_at_epoch=launch.stop_at_epoch if launch else None,
-        note=launch.note if launch else "",
-    )
 
 
 def _outcome(status: NASTrialStatus, spec: NASExperimentSpec) -> str:

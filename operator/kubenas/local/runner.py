@@ -6,12 +6,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kubenas_trainer.spec import CHECKPOINT_FILE, Candidate
+from kubenas_trainer.spec import CHECKPOINT_FILE
 
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperiment
-from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.engine import Plan, TrialLaunch, plan
+from kubenas.api.status import NASExperimentStatus, NASTrialStatus, TrialPhase
+from kubenas.engine import Plan, TrialLaunch, nastrial_spec, plan
 from kubenas.local.launcher import Exit, LocalLauncher
 from kubenas.local.progress import Progress
 from kubenas.local.store import RunStore
@@ -76,10 +76,10 @@ class LocalRun:
             self.store.finish_trial(stop.name, status)
             self.progress.finished(stop.name, status)
         for wait in step.wait:
-            self.store.create_trial(wait.name, self._nas_spec(wait.index, wait.seed, wait.candidate))
+            self.store.create_trial(wait.name, nastrial_spec(self.name, wait))
             self.progress.waiting(wait.name, wait.twin)
         for reuse in step.reuse:
-            self.store.create_trial(reuse.name, self._nas_spec(reuse.index, reuse.seed, reuse.candidate))
+            self.store.create_trial(reuse.name, nastrial_spec(self.name, reuse))
             self.store.finish_trial(reuse.name, reuse.status)
             self.progress.started(reuse.name, reuse.candidate)
             self.progress.finished(reuse.name, reuse.status)
@@ -89,7 +89,7 @@ class LocalRun:
         return step
 
     def _launch(self, launch: TrialLaunch, inherited: int) -> None:
-        nas_spec = self._nas_spec(launch.index, launch.seed, launch.candidate, launch)
+        nas_spec = nastrial_spec(self.name, launch)
         self.store.create_trial(launch.name, nas_spec)
         if launch.promoted:
             self.store.reopen_trial(launch.name)
@@ -118,20 +118,6 @@ class LocalRun:
         if not (output / source / "trials").is_dir():
             raise SpecError([f"spec.strategy.warmStartFrom: no run of experiment {source!r} under {output}"])
         return RunStore(output / source).records(running=set())
-
-    def _nas_spec(
-        self, index: int, seed: int, candidate: Candidate, launch: TrialLaunch | None = None
-    ) -> NASTrialSpec:
-        return NASTrialSpec(
-            experiment=self.name,
-            index=index,
-            candidate_key=candidate.key(),
-            seed=seed,
-            candidate=candidate,
-            start_from=launch.start_from if launch else None,
-            stop_at_epoch=launch.stop_at_epoch if launch else None,
-            note=launch.note if launch else "",
-        )
 
     def _finish(self, exit_: Exit) -> None:
         workdir = self.store.trial_dir(exit_.name)
