@@ -1,29 +1,34 @@
-"""The real controller core (kubenas.engine.plan) driving trials that train inside this process.
+"""The real controller core driving trials that train inside this process: a third Backend.
 
 The benchmarks need hundreds of short trials: a process per trial (as `kubenas run` does) would cost
-more in start-up than in training. This driver keeps every trial's model, optimizer and shuffling in
-memory instead, and carries out what plan() decides exactly as the launchers do: a trial trains up
-to its stopAtEpoch (an ASHA rung, a PBT or MIHA segment) and pauses; a promoted trial continues its
-own state; a trial with startFrom begins from a copy of another trial's weights (and its optimizer
-state when the optimizer is the same), with its own hyperparameters. One trial runs at a time
-(parallelTrials 1) and training is the same loop for every searcher: constant learning rate,
-cross-entropy, validation accuracy and loss (a mean per example) after each epoch.
+more in start-up than in training. `InProcessBackend` implements engine.backend.Backend with every
+trial's model, optimizer and shuffling kept in memory, so observe(), decide() and execute() run
+exactly as on a cluster: a segment trains up to its stopAtEpoch (an ASHA rung, a PBT or MIHA segment)
+and pauses; a promoted trial continues its own state; a trial with startFrom begins from a copy of
+another trial's weights (and its optimizer state when the optimizer is the same), with its own
+hyperparameters. Segments train one at a time when started (use parallelTrials 1), in the same loop
+for every searcher: constant learning rate, cross-entropy, validation accuracy and loss (a mean per
+example) after each epoch.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from kubenas.api import NASExperimentSpec, NASExperimentStatus, TrialPhase
-from kubenas.engine import TrialLaunch, plan
-from kubenas.trials import TrialRecord
+from kubenas.api import NASExperimentSpec, NASExperimentStatus, NASTrialSpec, NASTrialStatus
+from kubenas.engine.backend import Segment
+from kubenas.engine.decide import decide
+from kubenas.engine.events import Event
+from kubenas.engine.execute import execute
+from kubenas.engine.observe import ObservedTrial, SegmentState, SegmentView, observe
 from kubenas_trainer.models import build_model
-from kubenas_trainer.spec import Candidate
-from kubenas_trainer.train import make_optimizer
+from kubenas_trainer.optim import make_optimizer
+from kubenas_trainer.spec import Candidate, TrialResult
 from torch import nn
 
 NOW = "2026-01-01T00:00:00Z"
@@ -36,6 +41,7 @@ class Data(Protocol):
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class TrialState:
-    """One trial in memory: what its checkpoint would hold."""
+    """One trial in memory: what its checkpoint would hold, and the data it trains on."""
 
     def __init__(self, candidate: Candidate, data: Data, seed: int, parent: TrialState | None) -> None:
         torch.manual_seed(seed)
-        self.candidate = candidate
+        self.candidate, self.data = candidate, data
         self.model = build_model(candidate.architecture, (data.x_train.shape[1],), 10)
         self.optimizer = make_optimizer(self.model.parameters(), candidate.hyperparameters)
         self.generator = torch.Generator().manual_seed(seed)
@@ -73,8 +79,9 @@ class TrialState:
                     group.update(settings)
             self.curve = list(parent.curve)
 
-    def train_epoch(self, data: Data) -> bool:
+    def train_epoch(self) -> bool:
         """One epoch; False if the loss diverged."""
+        data = self.data
         self.model.train()
         batch = self.candidate.hyperparameters.batch_size
         order = torch.randperm(len(data.x_train), generator=self.generator)
@@ -92,63 +99,93 @@ class TrialState:
         return True
 
 
-def run_search(spec: dict[str, Any], data: Data, budget: int) -> list[Evaluation]:
-    """Drive plan() until the experiment ends or `budget` epochs are spent; the finished trials."""
+class InProcessBackend:
+    """engine.backend.Backend over in-memory trials; start_segment trains the segment at once.
+
+    `data_for(seed)` is the data a trial with that seed trains and validates on: the experiment's one
+    split, or (to measure what it cost) a split of its own. Training stops for good once `budget`
+    epochs are spent (`exhausted`); `done` holds each trial that succeeded, in order.
+    """
+
+    def __init__(self, epochs: int, budget: int, data_for: Callable[[int], Data]) -> None:
+        self.epochs, self.budget, self.data_for = epochs, budget, data_for
+        self.specs: dict[str, NASTrialSpec] = {}
+        self.statuses: dict[str, NASTrialStatus] = {}
+        self.states: dict[str, TrialState] = {}
+        self.ended: dict[str, TrialResult] = {}
+        self.spent = 0
+        self.exhausted = False
+        self.done: list[Evaluation] = []
+
+    def observe(self) -> list[ObservedTrial]:
+        out = []
+        for name, spec in self.specs.items():
+            result = self.ended.pop(name, None)
+            segment = SegmentView(SegmentState.ENDED, name, result) if result else SegmentView()
+            out.append(ObservedTrial(name, spec, self.statuses.get(name, NASTrialStatus()), segment))
+        return out
+
+    def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
+        return self.specs.setdefault(name, spec)
+
+    def write_status(self, name: str, status: NASTrialStatus) -> None:
+        self.statuses[name] = status
+
+    def start_segment(self, segment: Segment) -> None:
+        if self.exhausted:
+            return
+        spec = self.specs[segment.trial]
+        state = self.states.get(segment.trial)
+        if state is None:
+            parent = self.states[segment.input.start_from] if segment.input.start_from else None
+            state = TrialState(spec.candidate, self.data_for(spec.seed), spec.seed, parent)
+            self.states[segment.trial] = state
+        target = min(segment.input.stop_at_epoch or self.epochs, self.epochs)
+        while len(state.curve) < target:
+            if self.spent >= self.budget:
+                self.exhausted = True
+                return
+            self.spent += 1
+            if not state.train_epoch():
+                self.ended[segment.trial] = TrialResult(
+                    name=segment.trial, phase="Failed", message="diverged"
+                )
+                return
+        paused = target < self.epochs
+        self.ended[segment.trial] = TrialResult(
+            name=segment.trial,
+            phase="Paused" if paused else "Succeeded",
+            metrics={"accuracy": state.curve[-1], "loss": state.loss},
+            epochs=len(state.curve),
+            curve=state.curve,
+            split_fingerprint=state.data.fingerprint,
+        )
+        if not paused:
+            test = accuracy(state.model, state.data.x_test, state.data.y_test)
+            self.done.append(Evaluation(self.spent, state.curve[-1], test))
+
+    def stop_segment(self, name: str, ref: str) -> None:
+        """Nothing runs between passes here."""
+
+    def checkpoint_location(self, trial: str) -> str:
+        return trial  # the in-memory state's key
+
+    def send(self, event: Event) -> None:
+        """No one to tell."""
+
+
+def run_search(spec: dict[str, Any], data_for: Callable[[int], Data], budget: int) -> list[Evaluation]:
+    """Drive the engine until the experiment ends or `budget` epochs are spent; the finished trials."""
     experiment = NASExperimentSpec.model_validate(
         spec | {"budget": {"maxTrials": 1000, "parallelTrials": 1, "maxFailedTrials": 1000}}
     )
-    epochs = experiment.training.epochs
-    records: dict[str, TrialRecord] = {}
-    states: dict[str, TrialState] = {}
+    backend = InProcessBackend(experiment.training.epochs, budget, data_for)
     status = NASExperimentStatus()
-    spent, done = 0, []
-    while spent < budget:
-        step = plan("b", experiment, list(records.values()), status, None, NOW)
-        status = step.status
-        for stop in step.stop:
-            records[stop.name] = replace(records[stop.name], phase=TrialPhase.STOPPED)
-        for reuse in step.reuse:  # an identical candidate: recorded with the earlier result, no epoch spent
-            records[reuse.name] = TrialRecord(
-                reuse.name, reuse.index, reuse.seed, reuse.candidate, TrialPhase.SUCCEEDED,
-                metrics=dict(reuse.status.metrics), epochs=reuse.status.epochs,
-            )  # fmt: skip
-        for wait in step.wait:  # (cannot happen here: no trial is training while plan() runs)
-            records[wait.name] = TrialRecord(wait.name, wait.index, wait.seed, wait.candidate, launched=False)
-        if step.finished or not (step.launch or step.reuse):
+    while not backend.exhausted:
+        seen = observe(backend, experiment, NOW)
+        plan = decide("b", experiment, seen.records, status, None, NOW)
+        status = plan.status
+        if plan.finished or not (plan.launch or plan.reuse):
             break
-        for launch in step.launch:
-            state = states.get(launch.name)
-            if state is None:
-                parent = states[launch.start_from] if launch.start_from else None
-                state = states[launch.name] = TrialState(launch.candidate, data, launch.seed, parent)
-            target = min(launch.stop_at or epochs, epochs)
-            phase = TrialPhase.SUCCEEDED if target >= epochs else TrialPhase.PAUSED
-            while len(state.curve) < target:
-                if spent >= budget:
-                    return done
-                spent += 1
-                if not state.train_epoch(data):
-                    phase = TrialPhase.FAILED
-                    break
-            records[launch.name] = _record(launch, state, phase)
-            if phase is TrialPhase.SUCCEEDED:
-                test = accuracy(state.model, data.x_test, data.y_test)
-                done.append(Evaluation(spent, state.curve[-1], test))
-    return done
-
-
-def _record(launch: TrialLaunch, state: TrialState, phase: TrialPhase) -> TrialRecord:
-    last = state.curve[-1] if state.curve and phase is not TrialPhase.FAILED else math.nan
-    return TrialRecord(
-        launch.name,
-        launch.index,
-        launch.seed,
-        launch.candidate,
-        phase,
-        metrics={} if math.isnan(last) else {"accuracy": last, "loss": state.loss},
-        epochs=len(state.curve),
-        curve=tuple(state.curve),
-        start_from=launch.start_from,
-        stop_at_epoch=launch.stop_at_epoch,
-        note=launch.note,
-    )
+        execute(plan, backend, experiment, seen, NOW)
+    return backend.done

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from kubenas.api.errors import SpecError
-from kubenas.manifest import load_manifest
+from kubenas.api.manifest import load_manifest
 
 
 def _validate(path: str) -> int:

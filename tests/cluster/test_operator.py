@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 from kubenas.api import NASExperiment, NASTrialSpec, NASTrialStatus
+from kubenas.engine.records import record
+from kubenas.engine.reuse import warm_start
 from kubenas.strategies import make_strategy
-from kubenas.strategies.reuse import warm_start
-from kubenas.trials import record
 
 from .conftest import ROOT, get_json, wait_for
 from .fixtures import Cluster

@@ -127,13 +127,13 @@ def test_warm_start_from_an_earlier_run(tmp_path: Path) -> None:
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
 
-    from kubenas.local.store import RunStore
-    from kubenas.manifest import load_manifest
+    from kubenas.api.manifest import load_manifest
+    from kubenas.engine.reuse import warm_start
+    from kubenas.local.runner import warm_trials
     from kubenas.strategies import make_strategy
-    from kubenas.strategies.reuse import warm_start
 
     spec = load_manifest(path).spec
-    expected = make_strategy(spec).ask(warm_start("digits", RunStore(runs / "digits").records(set())), 1)[0]
+    expected = make_strategy(spec).ask(warm_start("digits", warm_trials(runs, "digits")), 1)[0]
     trial = json.loads((runs / "again" / "trials" / "again-0" / "trial.json").read_text())
     assert trial["candidate"] == expected.to_dict()
 
@@ -146,7 +146,7 @@ def test_warm_start_from_an_earlier_run(tmp_path: Path) -> None:
 
 
 def test_median_rule_stops_trials_that_fall_behind(tmp_path: Path) -> None:
-    from kubenas.manifest import load_manifest
+    from kubenas.api.manifest import load_manifest
     from kubenas.strategies import make_strategy
 
     doc = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text())
@@ -210,8 +210,8 @@ def test_asha_pauses_trials_at_rungs_and_promotes_the_best_from_their_checkpoint
     for name in full:  # promoted twice, resumed from its checkpoint each time: one unbroken curve
         curve = (run_dir / "trials" / name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 10))
-        assert f"[{name}] promoted  continues to epoch 3" in out
-        assert f"[{name}] promoted  continues to epoch 9" in out
+        assert f"[{name}] promoted  continues after epoch 1 to epoch 3" in out
+        assert f"[{name}] promoted  continues after epoch 3 to epoch 9" in out
         log = (run_dir / "trials" / name / "trainer.log").read_text()
         checkpoint = run_dir / "trials" / name / "checkpoint.pt"
         assert f"resumed from {checkpoint} after epoch 1\n" in log

@@ -19,6 +19,7 @@ import pytest
 from kubenas_trainer.data import downloads, load_dataset, load_split, split_dataset
 from kubenas_trainer.data.dataset import Dataset
 from kubenas_trainer.data.idx import read_idx, write_idx
+from kubenas_trainer.data.normalization import reduced_axes
 from kubenas_trainer.spec import BUILTIN_DATASETS, Task, Training
 from pydantic import ValidationError
 
@@ -27,12 +28,16 @@ rng = np.random.default_rng(0)
 
 @pytest.mark.parametrize("name", BUILTIN_DATASETS)
 def test_builtin_sets_load_split_and_normalise(name: str) -> None:
-    split = load_split(Training(dataset=name, testFraction=0.2), seed=3)
+    split = load_split(Training(dataset=name, testFraction=0.2, splitSeed=3))
     assert split.x_test is not None and split.y_test is not None
     sizes = [len(split.x_train), len(split.x_val), len(split.x_test)]
     assert min(sizes) > 0 and split.x_train.dtype == np.float32
-    # standardised on the training part only
-    assert np.allclose(split.x_train.mean(axis=0), 0, atol=1e-3)
+    # standardised on the training part only: per channel for images and sequences, else per feature
+    images_or_sequences = split.x_train.ndim > 2
+    assert split.normalization == ("perChannel" if images_or_sequences else "perFeature")
+    axes = reduced_axes(split.normalization, split.x_train.ndim)
+    assert np.allclose(split.x_train.mean(axis=axes), 0, atol=1e-3)
+    assert np.allclose(split.x_train.std(axis=axes)[split.x_std.reshape(-1) != 1], 1, atol=1e-3)
     if split.task is Task.CLASSIFICATION:
         assert split.num_classes == int(split.y_train.max()) + 1 and split.y_train.dtype == np.int64
     else:
@@ -40,12 +45,12 @@ def test_builtin_sets_load_split_and_normalise(name: str) -> None:
 
 
 def test_expected_shapes_and_tasks() -> None:
-    shapes = {n: load_split(Training(dataset=n), 0) for n in ("digits", "iris", "diabetes", "sunspots")}
+    shapes = {n: load_split(Training(dataset=n)) for n in ("digits", "iris", "diabetes", "sunspots")}
     assert shapes["digits"].input_shape == (1, 8, 8) and shapes["digits"].num_classes == 10
     assert shapes["iris"].input_shape == (4,) and shapes["iris"].num_classes == 3
     assert shapes["diabetes"].task is Task.REGRESSION
     assert shapes["sunspots"].input_shape == (20, 1)
-    assert load_split(Training(dataset="sunspots", sequenceLength=8), 0).input_shape == (8, 1)
+    assert load_split(Training(dataset="sunspots", sequenceLength=8)).input_shape == (8, 1)
 
 
 def test_split_is_seeded_disjoint_and_stratified() -> None:
@@ -59,6 +64,8 @@ def test_split_is_seeded_disjoint_and_stratified() -> None:
     assert sum(len(i) for i in ids) == 1000 and len(set.union(*ids)) == 1000
     assert [len(i) for i in ids] == [700, 200, 100]
     assert np.bincount(a.y_val).tolist() == [50, 50, 50, 50]
+    assert a.indices.test is not None and ids[1] == set(a.indices.validation.tolist())
+    assert ids == [set(p.tolist()) for p in (a.indices.train, a.indices.validation, a.indices.test)]
 
 
 def test_time_series_split_chronologically() -> None:
@@ -67,6 +74,7 @@ def test_time_series_split_chronologically() -> None:
     assert split.x_test is not None
     unscale = lambda a: a * split.x_std + split.x_mean  # noqa: E731
     assert unscale(split.x_train).max() < unscale(split.x_val).min() < unscale(split.x_test).min()
+    assert split.indices.test is not None and split.indices.test.tolist() == list(range(80, 100))
 
 
 def test_shipped_test_set_is_kept_as_the_test_split() -> None:
@@ -74,6 +82,10 @@ def test_shipped_test_set_is_kept_as_the_test_split() -> None:
     data = Dataset(data.x, data.y, data.task, x_test=np.ones((7, 3)), y_test=np.zeros(7, dtype=np.int64))
     split = split_dataset(data, 0.2, 0.3, seed=0)
     assert split.x_test is not None and len(split.x_test) == 7 and len(split.x_train) == 40
+    assert split.indices.test is None
+    shipped, none = (split_dataset(d, 0.2, 0.0, seed=0) for d in (data, Dataset(data.x, data.y, data.task)))
+    assert np.array_equal(shipped.indices.validation, none.indices.validation)
+    assert shipped.fingerprint != none.fingerprint  # a shipped test set is part of what names a split
 
 
 def _table() -> pd.DataFrame:

@@ -90,6 +90,8 @@ def test_mlp_on_digits_reaches_095_test_accuracy_and_reports_everything(
     } <= names
     architecture = json.loads((out / "architecture.json").read_text())
     assert architecture["inputShape"] == [1, 8, 8] and architecture["candidate"] == spec.candidate.to_dict()
+    assert architecture["normalization"] == "perChannel"  # auto, on images
+    assert architecture["splitFingerprint"] == result.split_fingerprint is not None
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -104,7 +106,7 @@ def test_mlp_on_digits_reaches_095_test_accuracy_and_reports_everything(
 def test_cnn_on_digits_images_beats_the_majority_baseline(make_spec: MakeSpec, tmp_path: Path) -> None:
     layers = [layer("conv2d", 16, pooling="max"), layer("conv2d", 32, pooling="max")]
     result = train(make_spec(layers, "digits", epochs=8), tmp_path)
-    split = load_split(make_spec(layers, "digits").training, 1)
+    split = load_split(make_spec(layers, "digits").training)
     assert split.y_test is not None
     majority = np.bincount(split.y_test).max() / len(split.y_test)
     assert result.test_metrics["accuracy"] >= 0.9 > majority + 0.5
@@ -114,7 +116,7 @@ def test_cnn_on_digits_images_beats_the_majority_baseline(make_spec: MakeSpec, t
 def test_lstm_on_sunspots_beats_persistence_and_mean_forecasts(make_spec: MakeSpec, tmp_path: Path) -> None:
     spec = make_spec([layer("lstm", 32, "tanh")], "sunspots", epochs=25, learningRate=0.01, batchSize=32)
     result = train(spec, tmp_path)
-    split = load_split(spec.training, spec.seed)
+    split = load_split(spec.training)
     assert split.x_test is not None and split.y_test is not None
     history = split.x_test * split.x_std + split.x_mean
     truth = split.y_test * split.y_std + split.y_mean
@@ -259,7 +261,7 @@ def test_exported_model_predicts_like_the_trained_one_without_kubenas(
 ) -> None:
     spec: TrialSpec = make_spec(layers, dataset, epochs=2)
     train(spec, tmp_path)
-    split = load_split(spec.training, spec.seed)
+    split = load_split(spec.training)
     assert split.x_test is not None
     raw = (split.x_test * split.x_std + split.x_mean).astype(np.float32)
     np.save(tmp_path / "x.npy", raw)

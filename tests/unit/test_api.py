@@ -6,8 +6,8 @@ import pytest
 import yaml
 from kubenas.api.crd import custom_resource_definitions
 from kubenas.api.errors import SpecError
+from kubenas.api.manifest import load_manifest
 from kubenas.cli import main
-from kubenas.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,6 +3,7 @@
 import numpy as np
 from kubenas.api import TrialPhase
 from kubenas.api.experiment import MetricGoal
+from kubenas.engine.records import TrialRecord
 from kubenas.space.params import Integer, ParamSpace
 from kubenas.strategies.nsga2 import (
     NSGA2Searcher,
@@ -13,7 +14,6 @@ from kubenas.strategies.nsga2 import (
     pareto_front,
 )
 from kubenas.strategies.searcher import RandomSearcher
-from kubenas.trials import TrialRecord
 from kubenas_trainer.spec import Candidate
 
 

@@ -8,13 +8,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, SearchSpace, TrialPhase
+from kubenas.api import (
+    ExperimentPhase,
+    NASExperimentSpec,
+    NASExperimentStatus,
+    NASTrialStatus,
+    SearchSpace,
+    TrialPhase,
+)
 from kubenas.api.errors import SpecError, parse_model
-from kubenas.engine import plan
+from kubenas.engine.decide import decide
+from kubenas.engine.records import TrialRecord, record
 from kubenas.space.encoding import COUNT, CandidateCodec
 from kubenas.strategies import make_strategy
 from kubenas.strategies.pbt import Member, PBTSettings, exploit_and_explore, explore
-from kubenas.trials import TrialRecord
 from kubenas_trainer.spec import Candidate
 
 SPACE = CandidateCodec(
@@ -145,31 +152,20 @@ def finish(spec: NASExperimentSpec, trials: list[TrialRecord], trial: TrialRecor
 def drive(
     spec: NASExperimentSpec, fail: frozenset[int] = frozenset()
 ) -> tuple[list[TrialRecord], NASExperimentStatus, list[str]]:
-    """plan() to the end with a simulated trainer; each pass the oldest running trial finishes (or
+    """decide() to the end with a simulated trainer; each pass the oldest running trial finishes (or
     fails, for the indices in `fail`). Returns the trials, the final status, and the stopped trials."""
     trials: list[TrialRecord] = []
     status = NASExperimentStatus()
     size = spec.strategy.settings["populationSize"]
     for _ in range(200):
-        step = plan("x", spec, trials, status, 1, NOW)
+        step = decide("x", spec, trials, status, 1, NOW)
         status = step.status
         for launch in step.launch:
             assert launch.new
             # never into the next generation before the previous one is complete
             previous = [t for t in trials if t.index // size == launch.index // size - 1]
             assert all(t.phase is not TrialPhase.RUNNING for t in previous)
-            trials.append(
-                TrialRecord(
-                    launch.name,
-                    launch.index,
-                    launch.seed,
-                    launch.candidate,
-                    TrialPhase.RUNNING,
-                    start_from=launch.start_from,
-                    stop_at_epoch=launch.stop_at_epoch,
-                    note=launch.note,
-                )
-            )
+            trials.append(record(launch.spec, NASTrialStatus(phase=TrialPhase.RUNNING), launch.name))
         if step.finished:
             return trials, status, [s.name for s in step.stop]
         assert not step.stop

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from kubenas.api import NASExperimentSpec, NASExperimentStatus, TrialPhase
 from kubenas.api.errors import SpecError, parse_model
-from kubenas.engine import plan
+from kubenas.engine.decide import decide
+from kubenas.engine.records import TrialRecord, trial_name
 from kubenas.strategies import make_strategy
-from kubenas.trials import TrialRecord, trial_name
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -33,12 +33,12 @@ def trial(spec: NASExperimentSpec, index: int, phase: TrialPhase, curve: list[fl
         phase,
         metrics={"accuracy": curve[-1]} if curve else {},
         epochs=len(curve),
-        progress=tuple({"epoch": e + 1, "accuracy": v} for e, v in enumerate(curve)),
+        epoch_metrics=tuple({"epoch": e + 1, "accuracy": v} for e, v in enumerate(curve)),
     )
 
 
 def test_new_trials_pause_at_the_first_rung() -> None:
-    step = plan("exp", asha_spec(), [], NASExperimentStatus(), 1, NOW)
+    step = decide("exp", asha_spec(), [], NASExperimentStatus(), 1, NOW)
     assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [
         (f"exp-{i}", 1, False) for i in range(3)
     ]
@@ -51,7 +51,7 @@ def test_the_top_third_of_a_rung_is_promoted_to_the_next_rung_before_new_trials(
         trial(spec, 1, TrialPhase.PAUSED, [0.8]),
         trial(spec, 2, TrialPhase.PAUSED, [0.6]),
     ]
-    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     promoted = [t for t in step.launch if t.promoted]
     assert [(t.name, t.stop_at) for t in promoted] == [("exp-1", 3)]
     assert [(t.name, t.new, t.stop_at) for t in step.launch if not t.promoted] == [
@@ -64,7 +64,7 @@ def test_the_top_third_of_a_rung_is_promoted_to_the_next_rung_before_new_trials(
 def test_a_paused_trial_waits_until_enough_others_reach_its_rung() -> None:
     spec = asha_spec()
     observed = [trial(spec, 0, TrialPhase.PAUSED, [0.9]), trial(spec, 1, TrialPhase.RUNNING, [])]
-    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert not any(t.promoted for t in step.launch)  # 1 of 1 at the rung: floor(1/3) = 0 go on
 
 
@@ -75,7 +75,7 @@ def test_at_the_end_the_leader_of_the_highest_rung_is_trained_to_the_full_budget
         trial(spec, 1, TrialPhase.PAUSED, [0.8, 0.85, 0.9]),  # alone at rung 3: ASHA would wait
         trial(spec, 2, TrialPhase.PAUSED, [0.6]),
     ]
-    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [("exp-1", None, True)]
     assert not step.finished
 
@@ -96,7 +96,7 @@ def test_an_exhausted_search_space_also_sends_the_leader_to_the_full_budget() ->
         }
     )
     paused = [trial(spec, 0, TrialPhase.PAUSED, [0.5, 0.6, 0.7])]  # alone at rung 3; grid has no more
-    step = plan("exp", spec, paused, NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, paused, NASExperimentStatus(), 1, NOW)
     assert [(t.name, t.stop_at, t.promoted) for t in step.launch] == [("exp-0", None, True)]
     assert not step.finished
 
@@ -108,7 +108,7 @@ def test_the_experiment_ends_with_unpromoted_trials_stopped_and_the_full_budget_
         trial(spec, 1, TrialPhase.SUCCEEDED, [0.8, 0.85, 0.9, 0.9, 0.91, 0.92, 0.92, 0.93, 0.93]),
         trial(spec, 2, TrialPhase.PAUSED, [0.6]),
     ]
-    step = plan("exp", spec, observed, NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, observed, NASExperimentStatus(), 1, NOW)
     assert step.finished and step.launch == []
     assert step.status.best is not None and step.status.best.trial == "exp-1"
     assert {s.name for s in step.stop} == {"exp-0", "exp-2"}
@@ -118,7 +118,7 @@ def test_the_experiment_ends_with_unpromoted_trials_stopped_and_the_full_budget_
 
 
 def test_hyperband_spreads_first_rungs_over_brackets() -> None:
-    step = plan("exp", asha_spec("hyperband", parallel=3), [], NASExperimentStatus(), 1, NOW)
+    step = decide("exp", asha_spec("hyperband", parallel=3), [], NASExperimentStatus(), 1, NOW)
     assert [t.stop_at for t in step.launch] == [1, 3, None]  # brackets start at 1, 3 and 9 (= all)
 
 
@@ -126,7 +126,7 @@ def test_a_relaunched_trial_goes_to_the_rung_after_its_recorded_epochs() -> None
     spec = asha_spec()
     interrupted = trial(spec, 0, TrialPhase.PENDING, [0.5, 0.6])
     interrupted = TrialRecord(**{**interrupted.__dict__, "launched": False})
-    step = plan("exp", spec, [interrupted], NASExperimentStatus(), 1, NOW)
+    step = decide("exp", spec, [interrupted], NASExperimentStatus(), 1, NOW)
     assert (step.launch[0].name, step.launch[0].new, step.launch[0].stop_at) == ("exp-0", False, 3)
 
 

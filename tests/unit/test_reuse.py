@@ -4,11 +4,11 @@ from dataclasses import replace
 
 import pytest
 from kubenas.api import NASExperimentSpec, TrialPhase
+from kubenas.engine.records import TrialRecord, trial_name
+from kubenas.engine.reuse import ResultCache, warm_start
 from kubenas.space.encoding import CandidateCodec
 from kubenas.strategies import STRATEGIES, make_strategy
 from kubenas.strategies.base import next_index
-from kubenas.strategies.reuse import ResultCache, warm_start
-from kubenas.trials import TrialRecord, trial_name
 
 SPEC = NASExperimentSpec.model_validate(
     {
@@ -49,12 +49,7 @@ def test_an_identical_candidate_reuses_the_earliest_success() -> None:
         CandidateCodec(SPEC.search_space).encode(trials[1].candidate)
     )
     hit = cache.lookup(twin)
-    assert hit is not None and hit.name == "old-1"
-    new = TrialRecord(trial_name("exp", 8), 8, 8, twin)
-    reused = cache.reused(new, twin)
-    assert reused is not None
-    assert (reused.name, reused.phase, reused.metrics) == ("exp-8", TrialPhase.SUCCEEDED, trials[1].metrics)
-    assert "old-1" in reused.message
+    assert hit is not None and hit.name == "old-1" and hit.metrics == trials[1].metrics
 
 
 def test_failed_and_running_trials_are_not_reused() -> None:

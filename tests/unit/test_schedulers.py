@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from kubenas.schedulers import ASHA, Bracket, Continue, Hyperband, MedianStopping, Progress, Promote, Stop
+from kubenas.schedulers import ASHA, Bracket, Continue, Hyperband, MedianStopping, Promote, Stop, TrialCurve
 
 
-def trial(index: int, *scores: float, paused: bool = False) -> Progress:
-    return Progress(f"t-{index}", index, tuple(scores), paused)
+def trial(index: int, *scores: float, paused: bool = False) -> TrialCurve:
+    return TrialCurve(f"t-{index}", index, tuple(scores), paused)
 
 
 def test_asha_stops_the_worse_part_of_a_rung() -> None:
@@ -67,3 +67,11 @@ def test_median_rule_stops_a_trial_below_the_median_running_average() -> None:
     assert rule.decide(high, [high, *peers]) == Continue()
     assert rule.decide(trial(0, 0.1), peers) == Continue()  # within the grace period
     assert rule.decide(low, [low, *peers[:2]]) == Continue()  # too few peers to judge
+
+
+def test_hyperband_brackets_never_start_beyond_the_budget() -> None:
+    """s_max = floor(log_eta(max / min)): with 10 epochs and eta 3 the brackets start at 1, 3 and 9."""
+    assert [b.min_epochs for b in Hyperband(1, 10, 3).brackets()] == [1, 3, 9]
+    assert [b.min_epochs for b in Hyperband(1, 9, 3).brackets()] == [1, 3, 9]
+    assert [b.min_epochs for b in Hyperband(1, 27, 3).brackets()] == [1, 3, 9, 27]
+    assert [b.min_epochs for b in Hyperband(2, 5, 2).brackets()] == [2, 4]

@@ -3,12 +3,13 @@
 from dataclasses import dataclass, replace
 
 import pytest
-from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, TrialPhase
+from kubenas.api import ExperimentPhase, NASExperimentSpec, NASExperimentStatus, NASTrialStatus, TrialPhase
 from kubenas.api.errors import SpecError
-from kubenas.engine import plan
+from kubenas.engine.decide import decide
+from kubenas.engine.records import TrialRecord, record, trial_name
+from kubenas.seeds import trial_seed
 from kubenas.strategies import STRATEGIES, make_strategy
 from kubenas.strategies.base import Proposal
-from kubenas.trials import TrialRecord, trial_name, trial_seed
 from kubenas_trainer.spec import Candidate
 
 SPEC = {
@@ -167,7 +168,7 @@ FITS_9_TRIALS: dict[str, dict[str, object]] = {
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_budget_is_respected_through_the_controller(name: str) -> None:
-    """Driving plan() to the end never creates more than maxTrials nor runs more than parallelTrials."""
+    """Driving decide() to the end never creates more than maxTrials nor runs more than parallelTrials."""
     spec = spec_for(name, settings=FITS_9_TRIALS.get(name))
     spec = spec.model_copy(
         update={"budget": spec.budget.model_copy(update={"max_trials": 9, "parallel_trials": 4})}
@@ -175,17 +176,11 @@ def test_budget_is_respected_through_the_controller(name: str) -> None:
     trials: list[TrialRecord] = []
     status = NASExperimentStatus()
     for _ in range(100):
-        step = plan("x", spec, trials, status, 1, "2026-01-01T00:00:00Z")
+        step = decide("x", spec, trials, status, 1, "2026-01-01T00:00:00Z")
         status = step.status
         if step.finished:
             break
-        trials += [
-            TrialRecord(
-                t.name, t.index, t.seed, t.candidate, start_from=t.start_from, stop_at_epoch=t.stop_at
-            )
-            for t in step.launch
-            if t.new
-        ]
+        trials += [record(t.spec, NASTrialStatus(), t.name) for t in step.launch if t.new]
         assert len(trials) <= 9
         assert sum(not t.phase.finished for t in trials) <= 4
         first = next(t for t in trials if not t.phase.finished)
@@ -203,7 +198,7 @@ def test_grid_proposes_every_point_once_then_is_exhausted() -> None:
     keys = [t.candidate.key() for t in history]
     assert len(keys) == len(set(keys)) == (2 + 2 * 2) * 2  # (1 layer: 2 widths + 2 layers: 2x2) x 2 batch
     assert len(asks[-1].proposed) < asks[-1].count
-    step = plan("x", spec, history, NASExperimentStatus(), 1, "2026-01-01T00:00:00Z")
+    step = decide("x", spec, history, NASExperimentStatus(), 1, "2026-01-01T00:00:00Z")
     assert step.finished and step.status.conditions[-1].reason == "SearchSpaceExhausted"
 
 

@@ -79,6 +79,6 @@ def test_diverging_training_fails_the_trial_not_the_process(tmp_path: Path) -> N
     wild = MLP.model_copy(
         update={"hyperparameters": Hyperparameters(learning_rate=10.0, optimizer="sgd", batch_size=8)}
     )
-    spec = TrialSpec(name="t", candidate=wild, training=Training(epochs=3), seed=1)
+    spec = TrialSpec(name="t", candidate=wild, training=Training(dataset="diabetes", epochs=3), seed=1)
     code, result, _ = run_trainer(tmp_path, spec.model_dump_json(by_alias=True))
     assert code == 1 and result.phase == "Failed" and "FloatingPointError" in result.message

@@ -1,7 +1,8 @@
 """What a trial leaves in its run directory besides metrics: weights, an exported model, the architecture.
 
 The exported model (model.pt2, torch.export) takes raw inputs and returns class logits or regression
-predictions in the data's own units: normalisation is built in, so it predicts with no kubenas code:
+predictions in the data's own units: the input normalisation, (x - x_mean) / x_std with the training
+split's statistics (shaped to broadcast against one sample), is built in, so it predicts with no kubenas code:
     torch.export.load("model.pt2").module()(x)
 """
 
@@ -53,7 +54,8 @@ def export_model(model: nn.Module, split: Split, path: Path) -> None:
 
 
 def write_architecture(path: Path, spec: TrialSpec, split: Split, parameters: int) -> None:
-    """The candidate plus what the data set decided: input shape, task, outputs."""
+    """The candidate plus what the data set decided: input shape, task, outputs, the input normalisation
+    applied (auto resolved) and the split's fingerprint."""
     document = {
         "candidate": spec.candidate.to_dict(),
         "dataset": spec.training.dataset,
@@ -61,6 +63,9 @@ def write_architecture(path: Path, spec: TrialSpec, split: Split, parameters: in
         "inputShape": list(split.input_shape),
         "numOutputs": split.num_outputs,
         "numClasses": split.num_classes,
+        "normalization": str(split.normalization),
+        "splitSeed": spec.training.split_seed,
+        "splitFingerprint": split.fingerprint,
         "parameters": parameters,
         "exportedModel": EXPORT_FILE,
     }

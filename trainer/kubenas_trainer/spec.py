@@ -59,6 +59,16 @@ class Normalization(StrEnum):
     LAYER = "layer"
 
 
+class InputNormalization(StrEnum):
+    """How the trainer standardises inputs, from statistics of the training split only."""
+
+    AUTO = "auto"
+    PER_FEATURE = "perFeature"
+    PER_CHANNEL = "perChannel"
+    GLOBAL = "global"
+    NONE = "none"
+
+
 class Schedule(StrEnum):
     CONSTANT = "constant"
     COSINE = "cosine"
@@ -268,6 +278,23 @@ class Training(CamelModel):
         lt=1.0,
         description="Fraction held out for the test split (0: none, unless the data set ships a test set).",
     )
+    split_seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="Seed of the train/validation/test split, the same for every trial of an experiment "
+        "(so all are ranked on the same validation samples); a trial's own seed only initialises its "
+        "weights and shuffles its batches.",
+    )
+    normalization: InputNormalization = Field(
+        default=InputNormalization.AUTO,
+        description="Input standardisation, (x - mean) / std with statistics of the training split: "
+        "perFeature, each input position on its own; perChannel, each channel of an image (C, H, W) or "
+        "sequence (L, C) over samples and positions (features (F,): as perFeature); global, one mean and "
+        "std over all values; none, raw inputs; auto (default), perChannel for images and sequences, "
+        "perFeature for features. A (near-)constant feature, channel or data set is scaled by 1, as "
+        "scikit-learn's StandardScaler does.",
+    )
     task: Task | None = Field(
         default=None, description="classification or regression (default: inferred from the data set)."
     )
@@ -330,7 +357,10 @@ class TrialSpec(CamelModel):
     name: str = Field(min_length=1)
     candidate: Candidate
     training: Training
-    seed: int = Field(ge=0, description="Seed for weights, data split and shuffling.")
+    seed: int = Field(
+        ge=0,
+        description="Seed for weights and batch order; the data split comes from training.splitSeed.",
+    )
     objective: ObjectiveRef | None = Field(
         default=None, description="Metric that picks the best epoch (default: validation loss)."
     )
@@ -375,6 +405,11 @@ class TrialResult(CamelModel):
         "schedulers rank trials on when no live metrics reach the controller.",
     )
     message: str = ""
+    split_fingerprint: str | None = Field(
+        default=None,
+        description="Fingerprint of the train/validation/test split the trial was trained and validated "
+        "on: equal for every trial of an experiment.",
+    )
 
     def to_termination_message(self) -> str:
         """JSON that fits the Kubernetes termination-message limit: the message is cut first, then the

@@ -4,6 +4,10 @@ Per epoch: validation metrics to run_dir/metrics.jsonl, TensorBoard and the on_e
 checkpoint (run_dir/checkpoint.pt). SIGTERM stops after the current step with a checkpoint that
 resumes mid-epoch (TrialSpec.resume_from). At the end the best epoch's weights are evaluated on the
 validation and test splits and saved with an exported model and the architecture.
+
+The data split is the experiment's (training.splitSeed), the trial's seed only initialises weights and
+shuffles batches; results and checkpoints carry the split's fingerprint, and a checkpoint of another
+split is refused (resumeFrom, startFrom).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from torch import Tensor
 
 from kubenas_trainer import artifacts, profiling
-from kubenas_trainer.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from kubenas_trainer.checkpoint import CHECKPOINT_FILE, SPLIT_KEY, load_checkpoint, save_checkpoint
 from kubenas_trainer.data import load_split
 from kubenas_trainer.device import Tensors, autocast, pick_device
 from kubenas_trainer.evaluation import evaluate, loss_fn
@@ -124,7 +128,7 @@ class Trial:
         configure(spec)
         self.spec, self.output_dir = spec, output_dir
         self.device = pick_device()
-        self.split = load_split(spec.training, spec.seed)
+        self.split = load_split(spec.training)  # the experiment's split, whatever this trial's seed
         self.model = build_model(spec.candidate.architecture, self.split.input_shape, self.split.num_outputs)
         self.objective = objective_of(spec, self.split.task)  # both reject an unusable spec before training
         self.hp = spec.candidate.hyperparameters
@@ -144,7 +148,7 @@ class Trial:
             self.start_from(Path(spec.start_from))
 
     def resume(self, path: Path) -> None:
-        state = load_checkpoint(path, self.spec.candidate.key())
+        state = load_checkpoint(path, self.spec.candidate.key(), self.split.fingerprint)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -155,7 +159,7 @@ class Trial:
     def start_from(self, path: Path) -> None:
         """Begin from another trial's checkpoint: its weights, epochs and curve, with this trial's
         hyperparameters (the optimizer's moments carry over only when the optimizer is the same)."""
-        state = load_checkpoint(path, None, field="startFrom")
+        state = load_checkpoint(path, None, self.split.fingerprint, field="startFrom")
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:
@@ -179,6 +183,7 @@ class Trial:
             self.checkpoint_path,
             {
                 "candidate": self.spec.candidate.key(),
+                SPLIT_KEY: self.split.fingerprint,
                 "optimizerName": self.hp.optimizer.value,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -259,6 +264,7 @@ class Trial:
             best_epoch=self.progress.best_epoch or None,
             curve=self.curve(),
             message=f"paused after epoch {self.progress.epoch} of {self.epochs}",
+            split_fingerprint=self.split.fingerprint,
         )
 
     def finish(self) -> TrialResult:
@@ -300,6 +306,7 @@ class Trial:
             best_epoch=progress.best_epoch,
             curve=self.curve(),
             message=message,
+            split_fingerprint=split.fingerprint,
         )
 
 

@@ -114,6 +114,11 @@ class NASTrialStatus(CamelModel):
         default_factory=list,
         description="The validation objective after each epoch, as of the last pause or the end.",
     )
+    split_fingerprint: str | None = Field(
+        default=None,
+        description="Fingerprint of the train/validation/test split the trial was trained and validated on: "
+        "the same for every trial of an experiment.",
+    )
     message: str = ""
     start_time: str | None = None
     completion_time: str | None = None

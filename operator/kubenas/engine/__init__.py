@@ -1,27 +1,7 @@
-"""The pure controller core shared by the operator and the local runner."""
+"""The controller core shared by the operator and the local runner.
 
-from kubenas.engine.plan import (
-    Plan,
-    TrialLaunch,
-    TrialReuse,
-    TrialStop,
-    TrialWait,
-    best_trial,
-    invalid_spec_status,
-    nastrial_spec,
-    objective_value,
-    plan,
-)
-
-__all__ = [
-    "Plan",
-    "TrialLaunch",
-    "TrialReuse",
-    "TrialStop",
-    "TrialWait",
-    "best_trial",
-    "invalid_spec_status",
-    "nastrial_spec",
-    "objective_value",
-    "plan",
-]
+One pass: observe.observe(backend) -> records; decide.decide(records) -> Plan; execute.execute(Plan,
+backend). Pure except through the Backend (backend.py), which Kubernetes and the local runner
+implement. Import from the modules: strategies use records and score, so this package imports none
+of them eagerly (decide imports the strategies).
+"""

@@ -18,29 +18,16 @@ from collections.abc import Sequence
 
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import TrialPhase
-from kubenas.schedulers import ASHA, Bracket, Hyperband, Progress, Promote
-from kubenas.trials import TrialRecord
+from kubenas.engine.records import TrialRecord
+from kubenas.engine.score import epoch_scores
+from kubenas.schedulers import ASHA, Bracket, Hyperband, Promote, TrialCurve
 
 
-def scores(spec: NASExperimentSpec, trial: TrialRecord) -> tuple[float, ...]:
-    """The trial's per-epoch objective, signed so that higher is better (until a missing epoch).
-
-    From the live per-epoch metrics where the backend has them (the local runner), else from the
-    curve the trainer reported at its last pause or end (a cluster without the metrics pipeline).
-    """
-    values = [row.get(spec.objective.metric) for row in trial.progress]
-    if len(trial.curve) > len(values):
-        values = list(trial.curve)
-    out = []
-    for value in values:
-        if value is None or not math.isfinite(value):
-            break
-        out.append(spec.objective.sign * value)
-    return tuple(out)
-
-
-def progress_of(spec: NASExperimentSpec, trial: TrialRecord) -> Progress:
-    return Progress(trial.name, trial.index, scores(spec, trial), paused=trial.phase is TrialPhase.PAUSED)
+def curve_of(spec: NASExperimentSpec, trial: TrialRecord) -> TrialCurve:
+    """What a scheduler sees of the trial."""
+    return TrialCurve(
+        trial.name, trial.index, epoch_scores(trial, spec.objective), paused=trial.phase is TrialPhase.PAUSED
+    )
 
 
 class Fidelity:
@@ -69,7 +56,7 @@ class Fidelity:
         bracket = self.bracket(index)
         if bracket is None:
             return None
-        done = 0 if trial is None else len(scores(self.spec, trial))
+        done = 0 if trial is None else len(epoch_scores(trial, self.spec.objective))
         rung = bracket.next_rung(done)
         return rung if rung < bracket.max_epochs else None
 
@@ -77,18 +64,15 @@ class Fidelity:
         """Paused trials to continue, in order; `idle`: no trial runs and no new one can start."""
         if self.scheduler is None:
             return []
-        history = [progress_of(self.spec, t) for t in trials if t.progress or t.curve]
+        curves = {t.name: curve_of(self.spec, t) for t in trials}
+        history = [c for c in curves.values() if c.epochs]
         paused = [t for t in trials if t.phase is TrialPhase.PAUSED]
-        chosen = [
-            t
-            for t in paused
-            if isinstance(self.scheduler.decide(progress_of(self.spec, t), history), Promote)
-        ]
+        chosen = [t for t in paused if isinstance(self.scheduler.decide(curves[t.name], history), Promote)]
         if not chosen and idle and paused and not any(t.phase is TrialPhase.SUCCEEDED for t in trials):
-            chosen = [max(paused, key=lambda t: (len(scores(self.spec, t)), _last(self.spec, t), -t.index))]
-        return sorted(chosen, key=lambda t: (-len(scores(self.spec, t)), t.index))
 
+            def leader(t: TrialRecord) -> tuple[int, float, int]:
+                scores = curves[t.name].scores
+                return len(scores), scores[-1] if scores else -math.inf, -t.index
 
-def _last(spec: NASExperimentSpec, trial: TrialRecord) -> float:
-    signed = scores(spec, trial)
-    return signed[-1] if signed else -math.inf
+            chosen = [max(paused, key=leader)]
+        return sorted(chosen, key=lambda t: (-curves[t.name].epochs, t.index))

@@ -1,13 +1,12 @@
-"""Pure observation: a trial's status from its NASTrial, Job and pods as the API server shows them."""
+"""Pure observation of a trial's current segment from its Job and pods as the API server shows them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubenas.api.status import NASTrialStatus, TrialPhase
+from kubenas.engine.observe import SegmentState, SegmentView, parse_result
 from kubenas.k8s.labels import TRAINER_CONTAINER
-from kubenas.trials import parse_result, status_from_result
 
 Obj = Mapping[str, Any]
 
@@ -32,21 +31,22 @@ def _termination_message(pods: Sequence[Obj]) -> str:
     return max(ended)[1] if ended else ""
 
 
-def observe_trial(
-    name: str, current: NASTrialStatus, job: Obj | None, pods: Sequence[Obj], objective: str, now: str
-) -> NASTrialStatus:
-    """The trial's status now. A finished trial never changes again."""
-    if current.phase.finished:
-        return current
+def job_ended(job: Obj) -> bool:
+    return bool(_condition(job, "Complete") or _condition(job, "Failed"))
+
+
+def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentView:
+    """What the Job running one segment of `trial` shows: absent, pending, running, or ended with the
+    result its pod reported (its termination message, or why the Job failed)."""
     if job is None:
-        return current
-    start = current.start_time or job.get("status", {}).get("startTime")
+        return SegmentView()
+    ref = job["metadata"]["name"]
+    start = job.get("status", {}).get("startTime")
     failed = _condition(job, "Failed")
     if _condition(job, "Complete") or failed:
         message = _termination_message(pods)
         if not message and failed is not None:
             message = f"Job failed: {failed.get('reason', '')}: {failed.get('message', '')}"
-        return status_from_result(parse_result(message, name), objective, now, start)
+        return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start)
     running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
-    phase = TrialPhase.RUNNING if running else TrialPhase.PENDING
-    return current.model_copy(update={"phase": phase, "start_time": start})
+    return SegmentView(SegmentState.RUNNING if running else SegmentState.PENDING, ref, start_time=start)

@@ -1,11 +1,11 @@
-"""Decisions on running trials from intermediate (per-epoch) metrics: continue, stop, promote.
+"""Decisions on trials from their per-epoch scores: continue, stop, or promote from a checkpoint.
 
-Not wired into the controller yet: that needs per-epoch metrics in the trial records and checkpoint
-resume in the trainer (a promoted trial resumes, it does not restart).
+The controller core calls them on every pass: the median rule through engine.decide's early stops,
+ASHA and Hyperband through engine.fidelity (a paused trial resumes its checkpoint when promoted).
 """
 
 from kubenas.schedulers.asha import ASHA, Bracket, Hyperband
-from kubenas.schedulers.base import Continue, Decision, Progress, Promote, Scheduler, Stop
+from kubenas.schedulers.base import Continue, Decision, Promote, Scheduler, Stop, TrialCurve
 from kubenas.schedulers.median import MedianStopping
 
 __all__ = [
@@ -15,8 +15,8 @@ __all__ = [
     "Decision",
     "Hyperband",
     "MedianStopping",
-    "Progress",
     "Promote",
     "Scheduler",
     "Stop",
+    "TrialCurve",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kubenas.schedulers.base import Continue, Decision, Progress, Promote, Scheduler, Stop, others
+from kubenas.schedulers.base import Continue, Decision, Promote, Scheduler, Stop, TrialCurve, others
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Bracket:
     def next_rung(self, epochs: int) -> int:
         return next((r for r in self.rungs if r > epochs), self.max_epochs)
 
-    def in_top(self, trial: Progress, rung: int, history: Sequence[Progress]) -> bool:
+    def in_top(self, trial: TrialCurve, rung: int, history: Sequence[TrialCurve]) -> bool:
         """Whether the trial's score at the rung is among the best floor(n / eta) there."""
         value = trial.scores[rung - 1]
         rivals = [t.scores[rung - 1] for t in others(trial, history) if t.epochs >= rung]
@@ -51,7 +51,7 @@ class Bracket:
         better = sum(v > value for v in rivals)
         return better < keep
 
-    def decide(self, trial: Progress, history: Sequence[Progress]) -> Decision:
+    def decide(self, trial: TrialCurve, history: Sequence[TrialCurve]) -> Decision:
         epochs = trial.epochs
         if epochs >= self.max_epochs:
             return Stop("maxEpochs reached")
@@ -70,7 +70,7 @@ class ASHA(Scheduler):
     max_epochs: int = 27
     eta: int = 3
 
-    def decide(self, trial: Progress, history: Sequence[Progress]) -> Decision:
+    def decide(self, trial: TrialCurve, history: Sequence[TrialCurve]) -> Decision:
         return Bracket(self.min_epochs, self.max_epochs, self.eta).decide(trial, history)
 
 
@@ -84,13 +84,16 @@ class Hyperband(Scheduler):
     eta: int = 3
 
     def brackets(self) -> list[Bracket]:
-        count = len(Bracket(self.min_epochs, self.max_epochs, self.eta).rungs) + 1
-        return [Bracket(self.min_epochs * self.eta**s, self.max_epochs, self.eta) for s in range(count)]
+        """Brackets s = 0 .. s_max, where s_max = floor(log_eta(maxEpochs / minEpochs))."""
+        firsts = [self.min_epochs, *Bracket(self.min_epochs, self.max_epochs, self.eta).rungs[1:]]
+        if firsts[-1] * self.eta == self.max_epochs:
+            firsts.append(self.max_epochs)  # the bracket that trains every trial to the end
+        return [Bracket(first, self.max_epochs, self.eta) for first in firsts]
 
-    def bracket_of(self, trial: Progress) -> int:
+    def bracket_of(self, trial: TrialCurve) -> int:
         return trial.index % len(self.brackets())
 
-    def decide(self, trial: Progress, history: Sequence[Progress]) -> Decision:
+    def decide(self, trial: TrialCurve, history: Sequence[TrialCurve]) -> Decision:
         k = self.bracket_of(trial)
         same = [t for t in history if self.bracket_of(t) == k]
         return self.brackets()[k].decide(trial, same)

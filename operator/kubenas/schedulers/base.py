@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Progress:
+class TrialCurve:
     """What a scheduler knows of one trial: its index and its score after each epoch so far.
 
     `paused` marks a trial that a scheduler stopped at a rung and that holds a checkpoint there.
@@ -53,9 +53,9 @@ Decision = Continue | Stop | Promote
 
 class Scheduler(ABC):
     @abstractmethod
-    def decide(self, trial: Progress, history: Sequence[Progress]) -> Decision:
+    def decide(self, trial: TrialCurve, history: Sequence[TrialCurve]) -> Decision:
         """The decision for `trial` given every trial's progress (it may or may not include `trial`)."""
 
 
-def others(trial: Progress, history: Sequence[Progress]) -> list[Progress]:
+def others(trial: TrialCurve, history: Sequence[TrialCurve]) -> list[TrialCurve]:
     return [t for t in history if t.name != trial.name]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean, median
 
-from kubenas.schedulers.base import Continue, Decision, Progress, Scheduler, Stop, others
+from kubenas.schedulers.base import Continue, Decision, Scheduler, Stop, TrialCurve, others
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class MedianStopping(Scheduler):
     grace_epochs: int = 1
     min_trials: int = 3
 
-    def decide(self, trial: Progress, history: Sequence[Progress]) -> Decision:
+    def decide(self, trial: TrialCurve, history: Sequence[TrialCurve]) -> Decision:
         e = trial.epochs
         if e <= self.grace_epochs:
             return Continue()

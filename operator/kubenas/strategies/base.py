@@ -12,7 +12,7 @@ from kubenas_trainer.spec import CamelModel, Candidate
 from kubenas.api.errors import parse_model
 from kubenas.api.experiment import Objective
 from kubenas.api.space import SearchSpace
-from kubenas.trials import TrialRecord
+from kubenas.engine.records import TrialRecord
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
+from kubenas.seeds import derive_seed
 from kubenas.space.params import Point, from_unit_vector, unit_vector
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, derived_seed
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 if TYPE_CHECKING:
     from cmaes import CMA
@@ -64,7 +65,7 @@ class CMAESSearcher(Searcher):
         n = len(self.space.params)
         out = []
         for index in range(start, start + count):
-            x = self.optimizer(observations, derived_seed(self.seed, index)).ask()
+            x = self.optimizer(observations, derive_seed(self.seed, index)).ask()
             out.append(from_unit_vector(self.space, x[:n]))
         return out
 

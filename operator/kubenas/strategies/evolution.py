@@ -15,9 +15,10 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field, model_validator
 
+from kubenas.seeds import rng_for
 from kubenas.space.mutation import crossover, mutate
 from kubenas.space.params import Point
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 
 class EvolutionSettings(CamelModel):

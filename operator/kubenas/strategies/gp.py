@@ -17,9 +17,10 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
+from kubenas.seeds import rng_for
 from kubenas.space.mutation import mutate
 from kubenas.space.params import Categorical, ParamSpace, Point, Value, key_of, to_unit
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 LENGTH_SCALES = (0.1, 0.2, 0.4, 0.8, 1.6)
 NOISES = (1e-4, 1e-2, 1e-1)

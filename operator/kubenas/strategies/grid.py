@@ -16,8 +16,9 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
+from kubenas.seeds import rng_for
 from kubenas.space.params import ParamSpace, Point, Value, grid_values, is_active
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 
 class _Absent:

@@ -20,9 +20,8 @@ rewards overfitting, and a sum over batches scales with the number of batches, i
 the batch size that is one of the mutated hyperparameters. Here a clone's fitness is its validation
 loss per example: the trainer's validation `loss` metric (reported with a paused trial's last epoch)
 is the mean loss over every validation example, evaluated in fixed chunks whatever the training batch
-size, so batch size cannot bias it. `fitness` states the same rule for a validation pass split into
-batches. Clones are ranked on validation loss whatever spec.objective is: status.best is the final
-trial, the only one that succeeds.
+size, so batch size cannot bias it. Clones are ranked on validation loss whatever spec.objective is:
+status.best is the final trial, the only one that succeeds.
 
 A warm start (spec.strategy.warmStartFrom) gives the run-up its candidate: the best warm trial's by
 the objective, when it lies in this search space; the run-up still trains from scratch.
@@ -30,7 +29,6 @@ the objective, when it lies in this search space; the run-up still trains from s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -41,13 +39,15 @@ from kubenas_trainer.spec import CamelModel, Candidate
 from pydantic import Field
 
 from kubenas.api.errors import SpecError
+from kubenas.api.experiment import MetricGoal
 from kubenas.api.status import TrialPhase
+from kubenas.engine.records import TrialRecord
+from kubenas.engine.score import Basis, score, value
+from kubenas.seeds import rng_for
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.mutation import perturb
 from kubenas.space.params import ParamSpace, Point, Value, cardinality
 from kubenas.strategies.base import Proposal, Strategy, next_index
-from kubenas.strategies.searcher import rng_for, score_of
-from kubenas.trials import TrialRecord
 
 # What a MIHA clone may change: the optimizer, one layer's activation, the batch size, the learning rate.
 CLONE_MUTABLE = (
@@ -68,35 +68,13 @@ def clone_mutation(space: ParamSpace, point: Mapping[str, Value], rng: np.random
     return clone
 
 
-@dataclass(frozen=True)
-class ValidationPass:
-    """A clone's validation losses: the mean loss of each batch, and each batch's size."""
-
-    batch_losses: Sequence[float]
-    batch_sizes: Sequence[int]
-
-
-def fitness(evaluation: ValidationPass) -> float:
-    """Minus the mean validation loss per example: higher is fitter, however the data was batched."""
-    losses = np.asarray(evaluation.batch_losses, dtype=float)
-    sizes = np.asarray(evaluation.batch_sizes, dtype=float)
-    if losses.shape != sizes.shape or not len(sizes) or sizes.min() < 1:
-        raise ValueError("need one loss per batch and batch sizes >= 1")
-    return -float((losses * sizes).sum() / sizes.sum())
-
-
-def fittest(clones: Mapping[str, ValidationPass]) -> str:
-    """The clone to continue: the fittest (the first named among equals)."""
-    return max(sorted(clones), key=lambda name: fitness(clones[name]))
+LOSS = MetricGoal(metric="loss")
 
 
 def validation_loss(trial: TrialRecord) -> float | None:
     """A clone's validation loss per example (the trainer's `loss` metric), or None when it has none
     to rank: it failed or was stopped, or reported no finite loss."""
-    if trial.phase not in (TrialPhase.PAUSED, TrialPhase.SUCCEEDED):
-        return None
-    loss = trial.metrics.get("loss")
-    return float(loss) if loss is not None and math.isfinite(loss) else None
+    return value(trial, LOSS, Basis.SEGMENT)
 
 
 def fittest_clone(clones: Sequence[TrialRecord]) -> TrialRecord | None:
@@ -240,7 +218,7 @@ class MIHA(Strategy):
 
     def _run_up(self, warm: Sequence[TrialRecord]) -> Candidate:
         """The best warm-start candidate that lies in this space, else a seeded draw."""
-        scored = [(s, -t.index, t) for t in warm if (s := score_of(t, self.objective)) is not None]
+        scored = [(s, -t.index, t) for t in warm if (s := score(t, self.objective)) is not None]
         for _, _, trial in sorted(scored, key=lambda r: (r[0], r[1]), reverse=True):
             if self._in_space(trial.candidate):
                 return trial.candidate

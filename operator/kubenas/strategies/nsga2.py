@@ -19,13 +19,13 @@ from kubenas_trainer.spec import CamelModel, Candidate
 from pydantic import Field, model_validator
 
 from kubenas.api.experiment import MetricGoal
-from kubenas.api.status import TrialPhase
+from kubenas.engine.records import TrialRecord
+from kubenas.engine.score import score_vector
+from kubenas.seeds import rng_for
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.mutation import crossover, mutate
 from kubenas.space.params import ParamSpace, Point
 from kubenas.strategies.base import Strategy, next_index
-from kubenas.strategies.searcher import rng_for
-from kubenas.trials import TrialRecord
 
 
 class NSGA2Settings(CamelModel):
@@ -116,19 +116,9 @@ class NSGA2Searcher:
         return min((a, b), key=lambda m: (m[1], -m[2], m[0].index))[0].point
 
 
-def objective_scores(trial: TrialRecord, goals: Sequence[MetricGoal]) -> tuple[float, ...] | None:
-    """The trial's metrics for the goals, signed so that higher is better; None unless all present."""
-    if trial.phase is not TrialPhase.SUCCEEDED:
-        return None
-    values = [trial.metrics.get(g.metric) for g in goals]
-    if any(v is None or not np.isfinite(v) for v in values):
-        return None
-    return tuple(g.sign * float(v) for g, v in zip(goals, values, strict=True) if v is not None)
-
-
 def pareto_front(trials: Sequence[TrialRecord], goals: Sequence[MetricGoal]) -> list[TrialRecord]:
     """The succeeded trials no other trial dominates on the goals, in index order."""
-    scored = [(t, s) for t in trials if (s := objective_scores(t, goals)) is not None]
+    scored = [(t, s) for t in trials if (s := score_vector(t, goals)) is not None]
     return sorted(
         (t for t, s in scored if not any(dominates(other, s) for _, other in scored)), key=lambda t: t.index
     )
@@ -151,7 +141,7 @@ class NSGA2(Strategy):
         scored = [
             Scored(t.index, self.codec.encode(t.candidate), s)
             for t in sorted(history, key=lambda t: t.index)
-            if (s := objective_scores(t, goals)) is not None
+            if (s := score_vector(t, goals)) is not None
         ]
         points = self.algorithm.propose(scored, len(history), next_index(history), count)
         return [self.codec.decode(p) for p in points]

@@ -30,6 +30,9 @@ from pydantic import Field, model_validator
 
 from kubenas.api.errors import SpecError
 from kubenas.api.status import TrialPhase
+from kubenas.engine.records import TrialRecord
+from kubenas.engine.score import Basis, score
+from kubenas.seeds import rng_for
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.params import (
     Categorical,
@@ -42,8 +45,6 @@ from kubenas.space.params import (
     sample_value,
 )
 from kubenas.strategies.base import Proposal, Strategy
-from kubenas.strategies.searcher import rng_for
-from kubenas.trials import TrialRecord
 
 
 class PBTSettings(CamelModel):
@@ -296,14 +297,9 @@ class PBT(Strategy):
         return self.codec.encode(self.codec.decode(point))
 
     def score(self, trial: TrialRecord) -> float | None:
-        """The objective at the trial's last epoch (paused) or its result (succeeded), signed so that
-        higher is better; None when it failed, was stopped, or the value is not finite."""
-        if trial.phase not in (TrialPhase.PAUSED, TrialPhase.SUCCEEDED):
-            return None
-        value = trial.metrics.get(self.objective.metric)
-        if value is None or not math.isfinite(value):
-            return None
-        return self.objective.sign * float(value)
+        """The objective at the end of the trial's segment (paused) or its result (succeeded), signed
+        so that higher is better; None when it failed or was stopped (always replaced)."""
+        return score(trial, self.objective, Basis.SEGMENT)
 
     def shown(self, trial: TrialRecord) -> str:
         """The trial's objective as the user wrote it (not signed), or its phase when it has none."""

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from kubenas_trainer.spec import Candidate
 
+from kubenas.engine.records import TrialRecord
 from kubenas.space import sample_candidate
 from kubenas.strategies.base import Strategy, next_index
-from kubenas.trials import TrialRecord
 
 
 class RandomSearch(Strategy):

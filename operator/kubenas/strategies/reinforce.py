@@ -21,8 +21,9 @@ import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
+from kubenas.seeds import rng_for
 from kubenas.space.params import Categorical, ParamSpace, Point, Value, grid_values, is_active, to_unit
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, rng_for
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 
 class ReinforceSettings(CamelModel):

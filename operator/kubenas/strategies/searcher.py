@@ -7,21 +7,20 @@ The benchmarks drive searchers directly on their own ParamSpace.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-from kubenas_trainer.spec import CamelModel, Candidate, Direction
+from kubenas_trainer.spec import CamelModel, Candidate
 
-from kubenas.api.experiment import Objective
 from kubenas.api.status import TrialPhase
+from kubenas.engine.records import TrialRecord
+from kubenas.engine.score import score
+from kubenas.seeds import rng_for
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.params import ParamSpace, Point
 from kubenas.strategies.base import NoSettings, Strategy, next_index
-from kubenas.trials import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,6 @@ class Observation:
     point: Point
     score: float | None = None
     pending: bool = False
-
-
-def derived_seed(*keys: int) -> int:
-    """A 31-bit seed that is a function of the keys only (e.g. the experiment seed and a trial index)."""
-    return int(np.random.SeedSequence([abs(k) for k in keys]).generate_state(1)[0] >> 1)
-
-
-def rng_for(seed: int, index: int, salt: int = 0) -> np.random.Generator:
-    return np.random.default_rng([seed, abs(index), salt])
 
 
 class Searcher(ABC):
@@ -65,21 +55,6 @@ class RandomSearcher(Searcher):
         return [self.space.sample(rng_for(self.seed, i)) for i in range(start, start + count)]
 
 
-# Phases whose metrics are a result: a paused or stopped trial (ASHA's rungs, the median rule) reports
-# its objective at the epoch it reached, a lower-fidelity estimate that still ranks it against the
-# others (as optuna's TPE ranks pruned trials by their last intermediate value).
-SCORED_PHASES = (TrialPhase.SUCCEEDED, TrialPhase.PAUSED, TrialPhase.STOPPED)
-
-
-def score_of(trial: TrialRecord, objective: Objective) -> float | None:
-    """The trial's objective value, signed so that higher is better; None unless it has a result
-    with a finite value (a NaN or infinite metric counts as a failure, not as a score)."""
-    value = trial.metrics.get(objective.metric) if trial.phase in SCORED_PHASES else None
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value) if objective.goal is Direction.MAXIMIZE else -float(value)
-
-
 class SearcherStrategy(Strategy):
     """A Strategy that encodes candidates as points and asks a Searcher."""
 
@@ -98,7 +73,7 @@ class SearcherStrategy(Strategy):
             Observation(
                 index=t.index,
                 point=self.codec.encode(t.candidate),
-                score=score_of(t, self.objective),
+                score=score(t, self.objective),
                 pending=t.phase in (TrialPhase.PENDING, TrialPhase.RUNNING),
             )
             for t in sorted(history, key=lambda t: t.index)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
+from kubenas.seeds import derive_seed
 from kubenas.space.params import Categorical, Integer, Param, ParamSpace, Point, Value, is_active
-from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy, derived_seed
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
 
 if TYPE_CHECKING:  # optuna is imported when first used: it takes a second to import
     import optuna
@@ -97,7 +98,7 @@ class OptunaSearcher(Searcher):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             for index in range(start, start + count):
-                study.sampler = self.sampler(derived_seed(self.seed, index))
+                study.sampler = self.sampler(derive_seed(self.seed, index))
                 out.append(suggest(study.ask(), self.space))  # stays RUNNING: later asks see it
         return out
 

@@ -1,15 +1,16 @@
-"""Pure builders of the operator's children and the pure observation of their state."""
+"""Pure builders of the operator's children, and the pure view of a segment from its Job and pods."""
 
 import json
 
 import pytest
 from kubenas.api import NASExperimentSpec, NASTrialSpec, NASTrialStatus, TrialPhase
 from kubenas.api.errors import SpecError
-from kubenas.k8s.manifests import job_name, nastrial, trial_job
-from kubenas.k8s.observe import observe_trial
+from kubenas.engine.execute import trainer_input
+from kubenas.engine.observe import SegmentState, advance
+from kubenas.k8s.objects import job_name, nastrial, trial_job
+from kubenas.k8s.observe import segment_view
 from kubenas.k8s.reconcile import check_cluster_spec
 from kubenas.strategies import make_strategy
-from kubenas.trials import trial_spec
 from kubenas_trainer.spec import TrialResult
 
 SPEC = NASExperimentSpec.model_validate(
@@ -40,7 +41,7 @@ def test_nastrial_is_owned_by_its_experiment_and_labelled() -> None:
 
 
 def test_job_carries_the_trial_spec_resources_and_placement() -> None:
-    spec = trial_spec("exp-4", TRIAL, SPEC.training)
+    spec = trainer_input("exp-4", TRIAL, SPEC, None, None)
     job = trial_job("exp-4", "ns", "uid-trial", spec, 4, "exp", SPEC.trial_template)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "NASTrial"
     pod = job["spec"]["template"]["spec"]
@@ -57,7 +58,7 @@ def test_job_carries_the_trial_spec_resources_and_placement() -> None:
 
 def _job(condition: str | None) -> dict[str, object]:
     conditions = [{"type": condition, "status": "True", "reason": "X", "message": "m"}] if condition else []
-    return {"status": {"startTime": "t0", "conditions": conditions}}
+    return {"metadata": {"name": "exp-4-e2"}, "status": {"startTime": "t0", "conditions": conditions}}
 
 
 def _pod(phase: str, message: str | None = None) -> dict[str, object]:
@@ -72,53 +73,30 @@ def _pod(phase: str, message: str | None = None) -> dict[str, object]:
     return {"status": status}
 
 
-def test_observe_follows_the_job_to_a_result() -> None:
-    pending = NASTrialStatus()
-    assert observe_trial("exp-4", pending, None, [], "accuracy", "now") == pending
-    running = observe_trial("exp-4", pending, _job(None), [_pod("Running")], "accuracy", "now")
-    assert running.phase is TrialPhase.RUNNING and running.start_time == "t0"
+def test_a_segment_follows_its_job_to_a_result() -> None:
+    assert segment_view("exp-4", None, []).state is SegmentState.ABSENT
+    pending = segment_view("exp-4", _job(None), [_pod("Pending")])
+    assert (pending.state, pending.ref, pending.start_time) == (SegmentState.PENDING, "exp-4-e2", "t0")
+    assert segment_view("exp-4", _job(None), [_pod("Running")]).state is SegmentState.RUNNING
     result = TrialResult(name="exp-4", phase="Succeeded", metrics={"accuracy": 0.9, "loss": 0.3}, epochs=5)
-    done = observe_trial(
-        "exp-4",
-        running,
-        _job("Complete"),
-        [_pod("Succeeded", result.to_termination_message())],
-        "accuracy",
-        "now",
-    )
+    ended = segment_view("exp-4", _job("Complete"), [_pod("Succeeded", result.to_termination_message())])
+    assert (ended.state, ended.result) == (SegmentState.ENDED, result)
+    done = advance(NASTrialStatus(phase=TrialPhase.RUNNING), ended, "accuracy", "now")
     assert (done.phase, done.objective_value, done.epochs) == (TrialPhase.SUCCEEDED, 0.9, 5)
-    assert observe_trial("exp-4", done, None, [], "accuracy", "later") == done  # finished is final
 
 
-def test_observe_failed_job_keeps_the_reason() -> None:
-    crashed = observe_trial(
-        "exp-4", NASTrialStatus(), _job("Failed"), [_pod("Failed", "Traceback: boom")], "accuracy", "now"
-    )
-    assert crashed.phase is TrialPhase.FAILED and "boom" in crashed.message
-    deadline = observe_trial("exp-4", NASTrialStatus(), _job("Failed"), [], "accuracy", "now")
-    assert deadline.phase is TrialPhase.FAILED and deadline.message.startswith("Job failed: X: m")
-
-
-def test_a_result_without_the_objective_metric_fails_the_trial() -> None:
-    from kubenas.trials import status_from_result
-
-    missing = TrialResult(name="t", phase="Succeeded", metrics={"loss": 0.2}, epochs=3)
-    status = status_from_result(missing, "accuracy", "now", "then")
-    assert (status.phase, status.objective_value) == (TrialPhase.FAILED, None)
-    assert status.message == "the trainer reported no 'accuracy' metric" and status.metrics == {"loss": 0.2}
-    ok = status_from_result(missing, "loss", "now", "then")
-    assert (ok.phase, ok.objective_value, ok.start_time, ok.completion_time) == (
-        TrialPhase.SUCCEEDED,
-        0.2,
-        "then",
-        "now",
-    )
+def test_a_failed_job_keeps_the_reason() -> None:
+    crashed = segment_view("exp-4", _job("Failed"), [_pod("Failed", "Traceback: boom")])
+    assert crashed.result is not None and crashed.result.phase == "Failed"
+    assert "boom" in crashed.result.message
+    deadline = segment_view("exp-4", _job("Failed"), [])
+    assert deadline.result is not None and deadline.result.message.startswith("Job failed: X: m")
 
 
 def test_a_checkpoint_volume_holds_each_trials_output_and_segments_get_their_own_job() -> None:
     volume = {"persistentVolumeClaim": {"claimName": "kubenas-checkpoints"}}
     template = SPEC.trial_template.model_copy(update={"checkpoint_volume": volume})
-    spec = trial_spec("exp-4", TRIAL, SPEC.training, stop_at=3)
+    spec = trainer_input("exp-4", TRIAL, SPEC, 3, None)
     job = trial_job("exp-4", "ns", "uid-t", spec, 4, "exp", template, segment=job_name("exp-4", 1))
     assert job["metadata"]["name"] == "exp-4-e1"
     assert job["metadata"]["ownerReferences"][0]["name"] == "exp-4"  # every segment: the same trial

@@ -19,7 +19,7 @@ from dataclasses import replace
 from kubenas_trainer.spec import Candidate
 
 from kubenas.api.status import TrialPhase
-from kubenas.trials import TrialRecord
+from kubenas.engine.records import TrialRecord
 
 
 class ResultCache:
@@ -37,20 +37,6 @@ class ResultCache:
     def lookup(self, candidate: Candidate) -> TrialRecord | None:
         """The trial whose result this candidate can reuse, if any."""
         return self._by_key.get(candidate.key())
-
-    def reused(self, trial: TrialRecord, candidate: Candidate) -> TrialRecord | None:
-        """`trial` (a new record for `candidate`) completed from the cache, or None on a miss."""
-        hit = self.lookup(candidate)
-        if hit is None:
-            return None
-        return replace(
-            trial,
-            candidate=candidate,
-            phase=TrialPhase.SUCCEEDED,
-            metrics=dict(hit.metrics),
-            epochs=hit.epochs,
-            message=f"cached: same candidate as {hit.name}",
-        )
 
 
 def warm_start(source: str, trials: Sequence[TrialRecord]) -> list[TrialRecord]:

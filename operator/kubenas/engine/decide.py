@@ -1,7 +1,7 @@
 """The controller core: from the spec and the observed trials, decide what to do next.
 
-Pure: no clock, no I/O. The kopf operator and the local runner both call plan() on every pass
-(level-triggered) and carry out what it returns: launch new trials, stop running ones, write status.
+Pure: no clock (`now` is passed in), no I/O. The kopf operator and the local runner both call
+decide() on every pass (level-triggered) and hand the Plan it returns to engine.execute.
 """
 
 from __future__ import annotations
@@ -25,93 +25,90 @@ from kubenas.api.status import (
     TrialSummary,
 )
 from kubenas.engine.conditions import set_condition
-from kubenas.engine.fidelity import Fidelity, progress_of
+from kubenas.engine.fidelity import Fidelity, curve_of
+from kubenas.engine.records import TrialRecord, trial_name
+from kubenas.engine.reuse import ResultCache, warm_start
+from kubenas.engine.score import Basis, value
 from kubenas.schedulers import MedianStopping, Stop
+from kubenas.seeds import trial_seed
 from kubenas.strategies import make_strategy
 from kubenas.strategies.base import Proposal
-from kubenas.strategies.reuse import ResultCache, warm_start
-from kubenas.trials import TrialRecord, trial_name, trial_seed
 
 RECENT_TRIALS = 10
 PARETO_LISTED = 20
 
 
 @dataclass(frozen=True)
-class TrialLaunch:
-    """A trial to start: new, recorded earlier but never started, or paused and now promoted.
-
-    The launcher always lets the trainer resume the trial's own checkpoint when there is one; else a
-    trial with `start_from` begins from that trial's checkpoint. It pauses at `stop_at`: its own
-    segment end (`stop_at_epoch`, recorded with the trial) or else the scheduler's next rung.
-    """
+class _TrialAction:
+    """An action on the trial `name`, recorded (or to be recorded) with `spec`."""
 
     name: str
-    index: int
-    seed: int
-    candidate: Candidate
-    new: bool
-    stop_at_epoch: int | None = None
-    rung: int | None = None
-    start_from: str | None = None
-    note: str = ""
-    promoted: bool = False
+    spec: NASTrialSpec
 
     @property
-    def stop_at(self) -> int | None:
-        return self.stop_at_epoch or self.rung
+    def index(self) -> int:
+        return self.spec.index
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.spec.candidate
+
+    @property
+    def start_from(self) -> str | None:
+        return self.spec.start_from
+
+    @property
+    def note(self) -> str:
+        return self.spec.note
 
 
 @dataclass(frozen=True)
-class TrialReuse:
-    """A trial whose candidate was already evaluated: recorded as finished, never run. `new` is
-    False for a trial that waited for its twin (recorded earlier, see TrialWait)."""
+class TrialLaunch(_TrialAction):
+    """Start a segment of a trial: a new trial, one recorded but not running, or a promoted one.
 
-    name: str
-    index: int
-    seed: int
-    candidate: Candidate
-    status: NASTrialStatus
+    The segment pauses after `stop_at` epochs in total (the trial's own segment end, else the
+    scheduler's next rung); None: it trains to the end. A trial with a checkpoint of its own resumes
+    it; else one with spec.start_from begins from that trial's checkpoint.
+    """
+
+    new: bool = True
+    stop_at: int | None = None
+    promoted: bool = False
+
+
+@dataclass(frozen=True)
+class TrialReuse(_TrialAction):
+    """A trial whose candidate was already evaluated: recorded as finished with `status`, never run.
+    `new` is False for a recorded trial that waited for its twin (see TrialWait)."""
+
+    status: NASTrialStatus = field(default_factory=NASTrialStatus)
     new: bool = True
 
 
 @dataclass(frozen=True)
-class TrialWait:
+class TrialWait(_TrialAction):
     """A new trial whose candidate an earlier trial is training right now: recorded, not launched.
     It takes its twin's result when that succeeds, and is launched if the twin fails or pauses."""
 
-    name: str
-    index: int
-    seed: int
-    candidate: Candidate
-    twin: str
+    twin: str = ""
 
 
 @dataclass(frozen=True)
 class TrialStop:
-    """A running trial to stop, and why (the experiment ended, or the trial fell behind)."""
+    """A trial to stop, and why (the experiment ended, or the early-stopping rule stopped it)."""
 
     name: str
     reason: str
-    early: bool = False
-
-
-def nastrial_spec(experiment: str, action: TrialLaunch | TrialReuse | TrialWait) -> NASTrialSpec:
-    """The spec a backend records for the trial an action creates (the same for every backend)."""
-    launch = action if isinstance(action, TrialLaunch) else None
-    return NASTrialSpec(
-        experiment=experiment,
-        index=action.index,
-        candidate_key=action.candidate.key(),
-        seed=action.seed,
-        candidate=action.candidate,
-        start_from=launch.start_from if launch else None,
-        stop_at_epoch=launch.stop_at_epoch if launch else None,
-        note=launch.note if launch else "",
-    )
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What one pass decided: trials to stop, reuse, record, launch (in that order), and the status."""
+
     launch: list[TrialLaunch] = field(default_factory=list)
     reuse: list[TrialReuse] = field(default_factory=list)
     wait: list[TrialWait] = field(default_factory=list)
@@ -123,23 +120,19 @@ class Plan:
         return self.status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
 
 
-def objective_value(spec: NASExperimentSpec, trial: TrialRecord) -> float | None:
-    return trial.metrics.get(spec.objective.metric) if trial.phase is TrialPhase.SUCCEEDED else None
-
-
 def best_trial(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> BestTrial | None:
     """The succeeded trial with the best objective (the earliest among equals)."""
     best: tuple[float, TrialRecord] | None = None
     for trial in sorted(trials, key=lambda t: t.index):
-        value = objective_value(spec, trial)
-        if value is not None and (best is None or spec.objective.better(value, best[0])):
-            best = (value, trial)
+        result = value(trial, spec.objective, Basis.RESULT)
+        if result is not None and (best is None or spec.objective.better(result, best[0])):
+            best = (result, trial)
     if best is None:
         return None
-    value, trial = best
+    result, trial = best
     return BestTrial(
         trial=trial.name,
-        objective_value=value,
+        objective_value=result,
         candidate=trial.candidate,
         metrics=trial.metrics,
         test_metrics=trial.test_metrics,
@@ -159,6 +152,9 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
     )
 
 
+Outcome = tuple[ExperimentPhase, str, str]  # (phase, reason, message) of an experiment that is over
+
+
 def _outcome(
     spec: NASExperimentSpec,
     counts: TrialCounts,
@@ -166,7 +162,7 @@ def _outcome(
     exhausted: bool,
     promotable: bool = False,
     exhausted_reason: str = "SearchSpaceExhausted",
-) -> tuple[ExperimentPhase, str, str] | None:
+) -> Outcome | None:
     """(phase, reason, message) once the experiment is over, else None."""
     budget = spec.budget
     if counts.failed > budget.max_failed_trials:
@@ -196,7 +192,54 @@ def _outcome(
     )
 
 
-def plan(
+@dataclass
+class _Placement:
+    """Turns each trial to run into one action: reuse an evaluated candidate's result, wait for the
+    twin that trains the same candidate now, or launch it. One rule for recorded and new trials."""
+
+    spec: NASExperimentSpec
+    fidelity: Fidelity
+    now: str
+    cache: ResultCache
+    twins: dict[str, str]  # candidate key -> the trial training it from scratch now
+    launch: list[TrialLaunch] = field(default_factory=list)
+    reuse: list[TrialReuse] = field(default_factory=list)
+    wait: list[TrialWait] = field(default_factory=list)
+    waiting: int = 0  # recorded trials still waiting: they hold no parallel slot
+
+    def place(self, name: str, spec: NASTrialSpec, recorded: TrialRecord | None) -> None:
+        """A recorded trial that is not running (`recorded`), or a new one (`recorded` None)."""
+        new = recorded is None
+        fresh = spec.start_from is None  # a continued trial has its own weights: it never reuses
+        key = spec.candidate.key()
+        hit = self.cache.lookup(spec.candidate) if fresh else None
+        twin = self.twins.get(key) if fresh and self.spec.strategy.reuse_results else None
+        if hit is not None:
+            self.reuse.append(
+                TrialReuse(name, spec, status=_reused_status(self.spec, hit, self.now), new=new)
+            )
+        elif twin is not None and twin != name:
+            if new:
+                self.wait.append(TrialWait(name, spec, twin=twin))
+            else:
+                self.waiting += 1
+        else:
+            self.launch.append(self.launched(name, spec, recorded))
+            if fresh and self.spec.strategy.reuse_results:
+                self.twins.setdefault(key, name)
+
+    def launched(self, name: str, spec: NASTrialSpec, recorded: TrialRecord | None) -> TrialLaunch:
+        stop_at = spec.stop_at_epoch or self.fidelity.stop_at(recorded, spec.index)
+        return TrialLaunch(name, spec, new=recorded is None, stop_at=stop_at)
+
+    def promote(self, trial: TrialRecord, experiment: str) -> None:
+        launch = self.launched(trial.name, _recorded_spec(experiment, trial), trial)
+        self.launch.append(
+            TrialLaunch(launch.name, launch.spec, new=False, stop_at=launch.stop_at, promoted=True)
+        )
+
+
+def decide(
     experiment: str,
     spec: NASExperimentSpec,
     trials: Sequence[TrialRecord],
@@ -215,68 +258,72 @@ def plan(
     counts = count_trials(trials)
     best = best_trial(spec, trials)
     active = counts.pending + counts.running
-    out_of_trials = counts.created >= spec.budget.max_trials
-    promotions = fidelity.promotions(trials, idle=not active and out_of_trials)
+    promotions = fidelity.promotions(trials, idle=not active and counts.created >= spec.budget.max_trials)
     outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions))
 
-    launch: list[TrialLaunch] = []
-    reuse: list[TrialReuse] = []
-    wait: list[TrialWait] = []
-    exhausted = False
+    reuse_results = spec.strategy.reuse_results
+    placement = _Placement(
+        spec,
+        fidelity,
+        now,
+        ResultCache(trials if reuse_results else []),
+        _training(trials) if reuse_results else {},
+    )
     if outcome is None:
-        cache = ResultCache(trials if spec.strategy.reuse_results else [])
-        twins = _training(trials) if spec.strategy.reuse_results else {}
-        waiting = 0
         for t in sorted(trials, key=lambda t: t.index):
-            if t.phase is not TrialPhase.PENDING or t.launched:
-                continue
-            hit = None if t.start_from else cache.lookup(t.candidate)
-            twin = None if t.start_from else twins.get(t.candidate.key())
-            if hit is not None:
-                reused = _reused_status(spec, hit, now)
-                reuse.append(TrialReuse(t.name, t.index, t.seed, t.candidate, reused, new=False))
-            elif twin is not None and twin != t.name:
-                waiting += 1  # recorded, not running: it holds no parallel slot
-            else:
-                launch.append(_relaunch(t, fidelity.stop_at(t, t.index)))
-                if not t.start_from and spec.strategy.reuse_results:
-                    twins.setdefault(t.candidate.key(), t.name)
-        room = spec.budget.parallel_trials - active + waiting + len(reuse)
+            if t.phase is TrialPhase.PENDING and not t.launched:
+                placement.place(t.name, _recorded_spec(experiment, t), t)
+        room = spec.budget.parallel_trials - active + placement.waiting + len(placement.reuse)
         for trial in promotions[: max(0, room)]:
-            launch.append(_relaunch(trial, fidelity.stop_at(trial, trial.index), promoted=True))
+            placement.promote(trial, experiment)
         room = min(room - len(promotions), spec.budget.max_trials - counts.created)
+        exhausted = False
         if room > 0:
             source = spec.strategy.warm_start_from or ""
             proposed, exhausted = strategy.propose([*warm_start(source, warm), *trials], room)
             first = 1 + max((t.index for t in trials), default=-1)
             for index, proposal in enumerate(proposed, start=first):
-                name, seed = trial_name(experiment, index), trial_seed(spec.strategy.seed, index)
-                key = proposal.candidate.key()
-                hit = None if proposal.start_from else cache.lookup(proposal.candidate)
-                twin = None if proposal.start_from or not spec.strategy.reuse_results else twins.get(key)
-                if hit is not None:
-                    reused = _reused_status(spec, hit, now)
-                    reuse.append(TrialReuse(name, index, seed, proposal.candidate, reused))
-                elif twin is not None:
-                    wait.append(TrialWait(name, index, seed, proposal.candidate, twin))
-                else:
-                    launch.append(_launch(proposal, name, index, seed, fidelity.stop_at(None, index)))
-                    if not proposal.start_from and spec.strategy.reuse_results:
-                        twins.setdefault(key, name)
-        if exhausted and not launch and not reuse and not wait:
+                name = trial_name(experiment, index)
+                placement.place(name, _new_spec(experiment, index, spec.strategy.seed, proposal), None)
+        if exhausted and not (placement.launch or placement.reuse or placement.wait):
             # No new trial will come: ASHA's paused leader goes on rather than wait for rivals.
             late = fidelity.promotions(trials, idle=not active)
             if late:
-                launch.append(_relaunch(late[0], fidelity.stop_at(late[0], late[0].index), promoted=True))
+                placement.promote(late[0], experiment)
             else:
                 outcome = _outcome(
                     spec, counts, best, exhausted=True, exhausted_reason=strategy.exhausted_reason
                 )
 
+    launch, reuse, wait = placement.launch, placement.reuse, placement.wait
     if outcome is not None:
         stop = [TrialStop(t.name, _end_reason(t, outcome[1])) for t in trials if not t.phase.finished]
     else:
         stop = early_stops(spec, trials)
+    status = _status(spec, trials, counts, best, previous, generation, now, outcome, launch, reuse, wait)
+    front = strategy.pareto_front(trials)
+    if front is not None:
+        members = [ParetoMember(trial=t.name, metrics=t.metrics) for t in front]
+        status = status.model_copy(
+            update={"pareto_front": members[:PARETO_LISTED], "pareto_front_size": len(front)}
+        )
+    return Plan(launch=launch, reuse=reuse, wait=wait, stop=stop, status=status)
+
+
+def _status(
+    spec: NASExperimentSpec,
+    trials: Sequence[TrialRecord],
+    counts: TrialCounts,
+    best: BestTrial | None,
+    previous: NASExperimentStatus,
+    generation: int | None,
+    now: str,
+    outcome: Outcome | None,
+    launch: Sequence[TrialLaunch],
+    reuse: Sequence[TrialReuse],
+    wait: Sequence[TrialWait],
+) -> NASExperimentStatus:
+    """The experiment's status once the plan is carried out (it counts what the plan creates)."""
     created = counts.created + sum(item.new for item in launch) + sum(r.new for r in reuse) + len(wait)
     counts = counts.model_copy(update={"paused": counts.paused - sum(item.promoted for item in launch)})
     if outcome is not None:  # the status already counts what this pass stops
@@ -284,24 +331,17 @@ def plan(
         counts = counts.model_copy(
             update={"pending": 0, "running": 0, "paused": 0, "stopped": counts.stopped + ended}
         )
-    front = strategy.pareto_front(trials)
-    conditions = _conditions(previous.conditions, outcome, counts, launch, generation, now)
-    status = NASExperimentStatus(
+    return NASExperimentStatus(
         phase=outcome[0] if outcome else ExperimentPhase.RUNNING,
         observed_generation=generation,
         progress=f"{counts.succeeded + counts.failed + counts.stopped}/{spec.budget.max_trials}",
         trials=counts.model_copy(update={"created": created}),
         best=best,
-        pareto_front=None
-        if front is None
-        else [ParetoMember(trial=t.name, metrics=t.metrics) for t in front][:PARETO_LISTED],
-        pareto_front_size=None if front is None else len(front),
         recent_trials=_recent(spec, trials),
-        conditions=conditions,
+        conditions=_conditions(previous.conditions, outcome, counts, launch, generation, now),
         start_time=previous.start_time or now,
         completion_time=(previous.completion_time or now) if outcome else None,
     )
-    return Plan(launch=launch, reuse=reuse, wait=wait, stop=stop, status=status)
 
 
 def _training(trials: Sequence[TrialRecord]) -> dict[str, str]:
@@ -313,33 +353,31 @@ def _training(trials: Sequence[TrialRecord]) -> dict[str, str]:
     return out
 
 
-def _relaunch(trial: TrialRecord, stop_at: int | None, promoted: bool = False) -> TrialLaunch:
-    """A recorded trial (re)started: its own segment end wins over the scheduler's rung."""
-    return TrialLaunch(
-        trial.name,
-        trial.index,
-        trial.seed,
-        trial.candidate,
-        new=False,
-        stop_at_epoch=trial.stop_at_epoch,
-        rung=stop_at,
-        start_from=trial.start_from,
-        note=trial.note,
-        promoted=promoted,
+def _new_spec(experiment: str, index: int, experiment_seed: int, proposal: Proposal) -> NASTrialSpec:
+    """The spec recorded for a new trial: the one place a trial's seed is assigned."""
+    return NASTrialSpec(
+        experiment=experiment,
+        index=index,
+        candidate_key=proposal.candidate.key(),
+        seed=trial_seed(experiment_seed, index),
+        candidate=proposal.candidate,
+        start_from=proposal.start_from,
+        stop_at_epoch=proposal.stop_at_epoch,
+        note=proposal.note,
     )
 
 
-def _launch(proposal: Proposal, name: str, index: int, seed: int, stop_at: int | None) -> TrialLaunch:
-    return TrialLaunch(
-        name,
-        index,
-        seed,
-        proposal.candidate,
-        new=True,
-        stop_at_epoch=proposal.stop_at_epoch,
-        rung=stop_at,
-        start_from=proposal.start_from,
-        note=proposal.note,
+def _recorded_spec(experiment: str, trial: TrialRecord) -> NASTrialSpec:
+    """The spec a recorded trial was created with (as its record keeps it)."""
+    return NASTrialSpec(
+        experiment=experiment,
+        index=trial.index,
+        candidate_key=trial.candidate.key(),
+        seed=trial.seed,
+        candidate=trial.candidate,
+        start_from=trial.start_from,
+        stop_at_epoch=trial.stop_at_epoch,
+        note=trial.note,
     )
 
 
@@ -352,17 +390,17 @@ def _end_reason(trial: TrialRecord, reason: str) -> str:
 def early_stops(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialStop]:
     """Running trials the early-stopping rule stops, judged on their per-epoch objective so far."""
     rule = spec.early_stopping
-    if rule.rule == "none":
+    if rule.rule != "median":
         return []
     scheduler = MedianStopping(grace_epochs=rule.grace_epochs, min_trials=rule.min_trials)
-    progress = {t.name: progress_of(spec, t) for t in trials if t.progress or t.curve}
-    history = list(progress.values())
+    curves = {t.name: curve_of(spec, t) for t in trials}
+    history = [c for c in curves.values() if c.epochs]
     out = []
     for trial in trials:
-        if trial.phase is TrialPhase.RUNNING and trial.name in progress:
-            decision = scheduler.decide(progress[trial.name], history)
+        if trial.phase is TrialPhase.RUNNING and curves[trial.name].epochs:
+            decision = scheduler.decide(curves[trial.name], history)
             if isinstance(decision, Stop):
-                out.append(TrialStop(trial.name, f"early stopping: {decision.reason}", early=True))
+                out.append(TrialStop(trial.name, f"early stopping: {decision.reason}"))
     return out
 
 
@@ -373,6 +411,8 @@ def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NA
         metrics=source.metrics,
         test_metrics=source.test_metrics,
         epochs=source.epochs,
+        curve=list(source.curve),
+        split_fingerprint=source.split_fingerprint,
         message=f"reused the result of {source.name} (same candidate)",
         start_time=now,
         completion_time=now,
@@ -381,12 +421,15 @@ def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NA
 
 def _recent(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialSummary]:
     last = sorted(trials, key=lambda t: t.index)[-RECENT_TRIALS:]
-    return [TrialSummary(name=t.name, phase=t.phase, objective_value=objective_value(spec, t)) for t in last]
+    return [
+        TrialSummary(name=t.name, phase=t.phase, objective_value=value(t, spec.objective, Basis.RESULT))
+        for t in last
+    ]
 
 
 def _conditions(
     previous: Sequence[Condition],
-    outcome: tuple[ExperimentPhase, str, str] | None,
+    outcome: Outcome | None,
     counts: TrialCounts,
     launch: Sequence[TrialLaunch],
     generation: int | None,

@@ -1,0 +1,133 @@
+"""Carry out a Plan through a Backend: the one executor of the cluster and the local runner.
+
+Order: stops first (a stopped trial's status is written before its segment is stopped, so a crash
+in between leaves a finished trial whose segment the next observation stops), then reused and waiting
+trials, then launches. What a stopped or promoted trial's status holds, where a continued trial finds
+its checkpoint, and which events are sent, are decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kubenas_trainer.spec import TrialSpec
+
+from kubenas.api.experiment import MetricGoal, NASExperimentSpec
+from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine.backend import Backend, Segment
+from kubenas.engine.decide import Plan, TrialLaunch
+from kubenas.engine.events import Event, describe
+from kubenas.engine.observe import Observation
+from kubenas.engine.records import TrialRecord
+
+
+def execute(plan: Plan, backend: Backend, spec: NASExperimentSpec, seen: Observation, now: str) -> None:
+    """Carry out `plan`, decided from `seen` (this pass's observation)."""
+    records = {r.name: r for r in seen.records}
+    for stop in plan.stop:
+        trial = records.get(stop.name)
+        if trial is None:
+            continue
+        backend.write_status(stop.name, stopped_status(trial, stop.reason, spec.objective, now))
+        segment = seen.segments.get(stop.name)
+        if segment is not None and segment.active:
+            backend.stop_segment(stop.name, segment.ref)
+        backend.send(Event("Normal", "TrialStopped", stop.name, stop.reason))
+    for reuse in plan.reuse:
+        backend.create_trial(reuse.name, reuse.spec)
+        backend.write_status(reuse.name, reuse.status)
+        backend.send(Event("Normal", "TrialReused", reuse.name, reuse.status.message))
+    for wait in plan.wait:
+        backend.create_trial(wait.name, wait.spec)
+        message = f"waits for the result of {wait.twin} (same candidate, still training)"
+        backend.write_status(wait.name, NASTrialStatus(phase=TrialPhase.PENDING, message=message))
+        backend.send(Event("Normal", "TrialWaiting", wait.name, message))
+    for launch in plan.launch:
+        _launch(launch, backend, spec, records)
+
+
+def _launch(
+    launch: TrialLaunch, backend: Backend, spec: NASExperimentSpec, records: Mapping[str, TrialRecord]
+) -> None:
+    trial = backend.create_trial(launch.name, launch.spec)  # the trial that exists is the truth
+    known = records.get(launch.name)
+    own = known.epochs if known is not None else None
+    last = trial.candidate.hyperparameters.epochs or spec.training.epochs
+    until = f"epoch {launch.stop_at or last}"
+    if launch.promoted and known is not None:
+        backend.write_status(
+            launch.name, reopened_status(known, f"promoted after epoch {own}: continues to {until}")
+        )
+    parent = records.get(trial.start_from) if trial.start_from else None
+    start_from = backend.checkpoint_location(trial.start_from) if trial.start_from else None
+    segment = Segment(
+        trial=launch.name,
+        index=trial.index,
+        input=trainer_input(launch.name, trial, spec, launch.stop_at, start_from),
+        resumes_after=own,
+        starts_after=own or (parent.epochs or 0 if parent is not None else 0),
+    )
+    backend.start_segment(segment)
+    if launch.new:
+        created = "\n".join([describe(trial.candidate), *trial.note.splitlines()])
+        backend.send(Event("Normal", "TrialCreated", launch.name, created))
+    elif launch.promoted:
+        backend.send(Event("Normal", "TrialPromoted", launch.name, f"continues after epoch {own} to {until}"))
+    else:
+        after = f" after epoch {own}" if own else ""
+        backend.send(
+            Event("Normal", "TrialStarted", launch.name, f"starts{after} (recorded earlier, not running)")
+        )
+
+
+def trainer_input(
+    name: str, trial: NASTrialSpec, spec: NASExperimentSpec, stop_at: int | None, start_from: str | None
+) -> TrialSpec:
+    """The trainer's input for one segment: the objective picks its best epoch and drives its early
+    stopping; `start_from` is the checkpoint trial.startFrom names, `stop_at` where it pauses."""
+    return TrialSpec(
+        name=name,
+        candidate=trial.candidate,
+        training=spec.training,
+        seed=trial.seed,
+        objective=spec.objective.ref(),
+        stop_at_epoch=stop_at,
+        start_from=start_from,
+    )
+
+
+def stopped_status(trial: TrialRecord, reason: str, objective: MetricGoal, now: str) -> NASTrialStatus:
+    """A stopped trial keeps what it reached: its last live epoch when that is newer than its record."""
+    live: Sequence[dict[str, float]] = trial.epoch_metrics
+    if len(live) > (trial.epochs or 0):
+        metrics = {k: v for k, v in live[-1].items() if k != "epoch"}
+        epochs: int | None = len(live)
+        curve = [row[objective.metric] for row in live if objective.metric in row]
+    else:
+        metrics, epochs, curve = dict(trial.metrics), trial.epochs, list(trial.curve)
+    return NASTrialStatus(
+        phase=TrialPhase.STOPPED,
+        objective_value=metrics.get(objective.metric),
+        metrics=metrics,
+        test_metrics=trial.test_metrics,
+        epochs=epochs,
+        curve=curve,
+        split_fingerprint=trial.split_fingerprint,
+        message=reason,
+        start_time=trial.start_time,
+        completion_time=now,
+    )
+
+
+def reopened_status(trial: TrialRecord, message: str) -> NASTrialStatus:
+    """A paused trial going on: pending again, keeping what it reached until its next report."""
+    return NASTrialStatus(
+        phase=TrialPhase.PENDING,
+        metrics=trial.metrics,
+        test_metrics=trial.test_metrics,
+        epochs=trial.epochs,
+        curve=list(trial.curve),
+        split_fingerprint=trial.split_fingerprint,
+        message=message,
+        start_time=trial.start_time,
+    )

@@ -1,0 +1,171 @@
+"""Observation: a trial's status from what its backend sees of the trial's current segment.
+
+A trial runs in segments (a first one, then one per continuation from a pause), each one Job or one
+process. A backend reports only the *current* segment, the one that started after the trial's
+recorded epochs; advance() turns that into the trial's status. The rules live here once:
+
+- a finished trial never changes again, and a paused one changes only when a promotion reopens it;
+- a result is never replaced by an older segment's (fewer epochs than recorded);
+- a running trial whose segment vanished (Job deleted, runner restarted) is pending again and is
+  relaunched, resuming its checkpoint;
+- a status is written, and an event sent, only on a real transition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from kubenas_trainer.spec import TrialResult
+from pydantic import ValidationError
+
+from kubenas.api.experiment import NASExperimentSpec
+from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine.events import Event
+from kubenas.engine.records import TrialRecord, record
+
+if TYPE_CHECKING:
+    from kubenas.engine.backend import Backend
+
+
+class SegmentState(StrEnum):
+    ABSENT = "Absent"  # nothing runs the trial
+    PENDING = "Pending"  # its Job or process exists but has not started training
+    RUNNING = "Running"
+    ENDED = "Ended"  # it ended with `result` (a Failed one carrying the log tail if none was reported)
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """What a backend sees of a trial's current segment; `ref` names it for stop_segment (a Job)."""
+
+    state: SegmentState = SegmentState.ABSENT
+    ref: str = ""
+    result: TrialResult | None = None
+    start_time: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in (SegmentState.PENDING, SegmentState.RUNNING)
+
+
+@dataclass(frozen=True)
+class ObservedTrial:
+    """One trial as a backend sees it: as recorded, its current segment, and its live metrics."""
+
+    name: str
+    spec: NASTrialSpec
+    status: NASTrialStatus
+    segment: SegmentView = SegmentView()
+    epoch_metrics: tuple[dict[str, float], ...] = ()
+
+
+def parse_result(text: str, name: str) -> TrialResult:
+    """The trainer's result, or a Failed result carrying whatever text came instead (e.g. a log tail)."""
+    try:
+        return TrialResult.model_validate(json.loads(text))
+    except (ValueError, ValidationError):
+        tail = text.strip()[-1000:] or "no result reported"
+        return TrialResult(name=name, phase="Failed", message=tail)
+
+
+def status_from_result(
+    result: TrialResult, objective_metric: str, now: str, start_time: str | None
+) -> NASTrialStatus:
+    """A segment's outcome as the trial's status."""
+    succeeded = result.phase in ("Succeeded", "Paused")
+    value = result.metrics.get(objective_metric) if succeeded else None
+    message = result.message
+    if succeeded and value is None:
+        succeeded, message = False, f"the trainer reported no {objective_metric!r} metric"
+    phase = TrialPhase.PAUSED if result.phase == "Paused" else TrialPhase.SUCCEEDED
+    return NASTrialStatus(
+        phase=phase if succeeded else TrialPhase.FAILED,
+        objective_value=value,
+        metrics=result.metrics,
+        test_metrics=result.test_metrics,
+        epochs=result.epochs,
+        curve=result.curve,
+        split_fingerprint=result.split_fingerprint,
+        message=message,
+        start_time=start_time,
+        completion_time=now,
+    )
+
+
+def advance(status: NASTrialStatus, segment: SegmentView, objective_metric: str, now: str) -> NASTrialStatus:
+    """The trial's status after what its current segment shows (equal to `status` when nothing changed)."""
+    if status.phase.finished or status.phase is TrialPhase.PAUSED:
+        return status
+    if segment.state is SegmentState.ENDED and segment.result is not None:
+        result = segment.result
+        if result.phase != "Failed" and result.epochs < (status.epochs or 0):
+            return status  # an older segment's report: what is recorded is newer
+        ended = status_from_result(result, objective_metric, now, status.start_time or segment.start_time)
+        if not ended.curve and status.curve:  # a curve too long for the termination message
+            ended = ended.model_copy(update={"curve": status.curve})
+        return ended
+    if segment.active:
+        phase = TrialPhase.RUNNING if segment.state is SegmentState.RUNNING else TrialPhase.PENDING
+        start = status.start_time or segment.start_time or (now if phase is TrialPhase.RUNNING else None)
+        return status.model_copy(update={"phase": phase, "start_time": start})
+    if status.phase is TrialPhase.RUNNING:
+        return status.model_copy(
+            update={
+                "phase": TrialPhase.PENDING,
+                "message": "interrupted: nothing runs it any more; it resumes from its last checkpoint",
+            }
+        )
+    return status
+
+
+def transition_event(name: str, before: NASTrialStatus, after: NASTrialStatus, metric: str) -> Event | None:
+    """The event a status change deserves (one per transition)."""
+    if after.phase is before.phase:
+        return None
+    if after.phase is TrialPhase.PAUSED:
+        return Event("Normal", "TrialPaused", name, f"{after.message}, {metric}={after.objective_value:g}")
+    if after.phase is TrialPhase.SUCCEEDED:
+        done = f"{metric}={after.objective_value:g} after {after.epochs} epochs"
+        return Event(
+            "Normal", "TrialSucceeded", name, done + (f" ({after.message})" if after.message else "")
+        )
+    if after.phase is TrialPhase.FAILED:
+        return Event("Warning", "TrialFailed", name, after.message[-500:])
+    if before.phase is TrialPhase.RUNNING and after.phase is TrialPhase.PENDING:
+        return Event("Warning", "TrialInterrupted", name, after.message)
+    return None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One pass's view of the experiment's trials: their records and their current segments."""
+
+    records: list[TrialRecord]
+    segments: Mapping[str, SegmentView]
+
+
+def observe(backend: Backend, spec: NASExperimentSpec, now: str) -> Observation:
+    """Every trial advanced from its current segment, each real transition written and announced.
+
+    A finished trial whose segment still runs (the controller died between writing the status and
+    stopping the segment) has that segment stopped now.
+    """
+    metric = spec.objective.metric
+    records, segments = [], {}
+    for trial in backend.observe():
+        status = advance(trial.status, trial.segment, metric, now)
+        if status != trial.status:
+            backend.write_status(trial.name, status)
+            event = transition_event(trial.name, trial.status, status, metric)
+            if event is not None:
+                backend.send(event)
+        if status.phase.finished and trial.segment.active:
+            backend.stop_segment(trial.name, trial.segment.ref)
+        launched = trial.segment.state is not SegmentState.ABSENT or status.phase is not TrialPhase.PENDING
+        records.append(record(trial.spec, status, trial.name, launched, trial.epoch_metrics))
+        segments[trial.name] = trial.segment
+    return Observation(records, segments)
