@@ -250,23 +250,34 @@ def test_identical_candidate_reuses_the_result_without_a_job(
     assert {e["message"].split(":")[0] for e in events} == {"same-1", "same-2"}
 
 
-def test_asha_promotes_a_paused_trial_in_a_new_job_that_resumes_from_the_checkpoint_volume(
+def test_asha_promotes_paused_trials_in_new_jobs_and_their_records_never_go_back(
     kube: Cluster, namespace: str, tmp_path: Path
 ) -> None:
+    """Three rungs (1, 3, then 9 epochs): while it runs, every NASTrial's recorded epochs and curve only
+    grow, and each pause is announced by exactly one TrialPaused event."""
     asha = {"rule": "asha", "minEpochs": 1, "reductionFactor": 3}
-    doc = experiment("asha", max_trials=4, parallel=2, epochs=3, earlyStopping=asha)
+    doc = experiment("asha", max_trials=4, parallel=2, epochs=9, earlyStopping=asha)
     unusable = copy.deepcopy(doc)
     unusable["metadata"]["name"] = "asha-no-volume"
     volume = tmp_path / "checkpoints"
     doc["spec"]["trialTemplate"]["checkpointVolume"] = {"hostPath": {"path": str(volume)}}
+    seen: dict[str, list[tuple[int, int, float | None]]] = {}
+
+    def watch() -> dict[str, Any] | None:
+        items = get_json(kube, "nastrials", "-n", namespace, "-l", "kubenas.dev/experiment=asha")["items"]
+        for t in items:
+            status = t.get("status", {})
+            record = (status.get("epochs") or 0, len(status.get("curve", [])), status.get("objectiveValue"))
+            history = seen.setdefault(t["metadata"]["name"], [])
+            if not history or history[-1] != record:
+                history.append(record)
+        return finished(kube, namespace, "asha")
+
     with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
         apply(kube, namespace, unusable)
         apply(kube, namespace, doc)
         done = wait_for(
-            lambda: finished(kube, namespace, "asha"),
-            300,
-            "the experiment to finish",
-            lambda: diagnostics(kube, namespace, operator),
+            watch, 400, "the experiment to finish", lambda: diagnostics(kube, namespace, operator)
         )
         rejected = wait_for(lambda: finished(kube, namespace, "asha-no-volume"), 30, "the rejection")
 
@@ -283,21 +294,30 @@ def test_asha_promotes_a_paused_trial_in_a_new_job_that_resumes_from_the_checkpo
     full = sorted(name for name, s in trials.items() if s["phase"] == "Succeeded")
     assert len(trials) == 4 and full, trials
     assert done["status"]["best"]["trial"] in full
+    assert len({s["splitFingerprint"] for s in trials.values()}) == 1  # one split for every trial
+    events = get_json(kube, "events", "-n", namespace, "--field-selector", "reason=TrialPaused")["items"]
     for name, status in trials.items():
-        if name in full:  # promoted at rung 1: a second Job continued it to the last epoch
-            assert status["epochs"] == 3 and len(status["curve"]) == 3
-            assert {name, f"{name}-e1"} <= jobs
-        else:  # paused at rung 1, never promoted
-            assert status["phase"] == "Stopped" and status["epochs"] == 1, status
-            assert "paused after epoch 1" in status["message"]
-            assert f"{name}-e1" not in jobs
+        epochs = [e for e, _, _ in seen[name]]
+        assert epochs == sorted(epochs), f"{name}'s recorded epochs went back: {seen[name]}"
+        assert [c for _, c, _ in seen[name]] == sorted(c for _, c, _ in seen[name]), seen[name]
+        segments = sorted(j for j in jobs if j == name or j.startswith(f"{name}-e"))
+        pauses = len(segments) - (status["phase"] == "Succeeded")  # every segment paused but a last one
+        announced = sum(e.get("count", 1) for e in events if e["message"].startswith(f"{name}: "))
+        assert announced == pauses, (name, segments, [e["message"] for e in events])
+        if name in full:  # promoted at rungs 1 and 3: two more Jobs continued it to the last epoch
+            assert status["epochs"] == 9 and len(status["curve"]) == 9
+            assert segments == [name, f"{name}-e1", f"{name}-e3"]
+        else:  # paused at a rung, never promoted beyond it
+            assert status["phase"] == "Stopped" and status["epochs"] in (1, 3), status
+            assert f"paused after epoch {status['epochs']}" in status["message"]
     if kube.agent is not None:  # the local node: its hostPath volume is this test's directory
         name = full[0]
         checkpoint = volume / namespace / "asha" / name / "checkpoint.pt"
         assert checkpoint.is_file()
-        pod = get_json(kube, "pods", "-n", namespace, "-l", f"job-name={name}-e1")["items"][0]
-        log = kube.agent.logs(namespace, pod["metadata"]["name"])["trainer"]
-        assert f"resumed from {checkpoint} after epoch 1" in log
+        for after in (1, 3):
+            pod = get_json(kube, "pods", "-n", namespace, "-l", f"job-name={name}-e{after}")["items"][0]
+            log = kube.agent.logs(namespace, pod["metadata"]["name"])["trainer"]
+            assert f"resumed from {checkpoint} after epoch {after}" in log
 
 
 def test_pbt_children_start_from_their_parents_checkpoints_on_the_volume(
@@ -333,3 +353,5 @@ def test_pbt_children_start_from_their_parents_checkpoints_on_the_volume(
             assert f"started from {parent} after epoch 1" in log
     events = get_json(kube, "events", "-n", namespace, "--field-selector", "reason=TrialCreated")["items"]
     assert any("PBT generation 1" in e["message"] for e in events)
+    fingerprints = {t["status"]["splitFingerprint"] for t in trials.values()}
+    assert len(fingerprints) == 1 and None not in fingerprints  # every member on the same split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,15 @@ def run_manifest(doc: dict[str, Any], tmp_path: Path, timeout: float = 600) -> s
     )
     assert proc.returncode == 0, proc.stdout
     return proc.stdout
+
+
+def assert_one_split(run_dir: Path) -> None:
+    """Every trial of the run was trained and validated on the experiment's one split: the one
+    training.splitSeed draws from the manifest's data set, so no trial, whoever's checkpoint it started
+    from, validated on a sample that any trial trained on."""
+    from kubenas.api.manifest import load_manifest
+    from kubenas_trainer.data import load_split
+
+    expected = load_split(load_manifest(run_dir / "experiment.yaml").spec.training).fingerprint
+    statuses = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("trials/*/status.json")}
+    assert statuses and {s.get("splitFingerprint") for s in statuses.values()} == {expected}, statuses

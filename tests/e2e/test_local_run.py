@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .local_run import assert_one_split
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -54,6 +56,7 @@ def test_run_finishes_with_every_trial_and_the_best(tmp_path: Path) -> None:
     assert status["best"]["objectiveValue"] == trials[best_name]["objectiveValue"]
     assert json.loads((run_dir / "best.json").read_text())["trial"] == best_name
     assert "[digits-0] epoch 3/3" in out and f"best trial: {best_name}" in out
+    assert_one_split(run_dir)
 
 
 def test_killed_run_resumes_without_repeating_or_losing_a_trial(tmp_path: Path) -> None:
@@ -66,11 +69,14 @@ def test_killed_run_resumes_without_repeating_or_losing_a_trial(tmp_path: Path) 
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its trainers die mid-trial
     proc.communicate()
     before = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/trial.json")}
-    assert before and not list(trials_dir.glob("*/status.json"))
+    unfinished = [json.loads(p.read_text())["phase"] for p in trials_dir.glob("*/status.json")]
+    assert before and set(unfinished) <= {"Pending", "Running"}
 
     resumed = kubenas("run", str(manifest(tmp_path, max_trials=4, epochs=2)), "--output", str(runs))
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
+    if "Running" in unfinished:  # the new runner finds no process for it: it resumes the checkpoint
+        assert "interrupted nothing runs it any more: it resumes from its last checkpoint" in out
     after = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/trial.json")}
     assert sorted(after) == ["digits-0", "digits-1", "digits-2", "digits-3"]
     assert all(after[name] == spec for name, spec in before.items())  # same candidates, not re-drawn

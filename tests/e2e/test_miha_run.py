@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .local_run import run_manifest
+from .local_run import assert_one_split, run_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -46,6 +46,7 @@ def test_miha_runs_clones_from_one_checkpoint_and_continues_the_fittest(tmp_path
     assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 8))  # one unbroken lineage
     # Every other trial paused at its segment's end and was stopped when the experiment ended.
     assert all(results[n]["phase"] == "Stopped" for n in specs if n != "digits-9"), results
+    assert_one_split(run_dir)
 
     def started_from(name: str) -> tuple[str, int]:
         """The trial whose checkpoint `name` started from, and after which epoch (its trainer.log)."""

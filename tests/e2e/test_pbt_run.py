@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .local_run import run_manifest
+from .local_run import assert_one_split, run_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -44,6 +44,7 @@ def test_pbt_trains_generations_and_copies_the_best_members_checkpoints(tmp_path
         else:
             assert trials[name]["phase"] == "Succeeded" and trials[name]["epochs"] == 6
     assert status["best"]["trial"] in names[6:]
+    assert_one_split(run_dir)
 
     exploits = 0
     for index, name in enumerate(names[3:], start=3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import http.server
 import io
@@ -18,12 +19,24 @@ import pandas as pd
 import pytest
 from kubenas_trainer.data import downloads, load_dataset, load_split, split_dataset
 from kubenas_trainer.data.dataset import Dataset
-from kubenas_trainer.data.idx import read_idx, write_idx
+from kubenas_trainer.data.idx import read_idx
 from kubenas_trainer.data.normalization import reduced_axes
 from kubenas_trainer.spec import BUILTIN_DATASETS, Task, Training
 from pydantic import ValidationError
 
 rng = np.random.default_rng(0)
+
+# The IDX type codes of the format's spec (http://yann.lecun.com/exdb/mnist/), for writing fixtures.
+IDX_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write array as IDX (gzip-compressed when path ends in .gz), as MNIST's files are."""
+    big = array.astype(array.dtype.newbyteorder(">"))
+    code = IDX_CODES[f"{big.dtype.kind}{big.dtype.itemsize}"]
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
+    payload = header + big.tobytes()
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
 
 
 @pytest.mark.parametrize("name", BUILTIN_DATASETS)

@@ -7,8 +7,8 @@ from kubenas.space import sample_candidate
 from kubenas.space.encoding import COUNT, CandidateCodec
 from kubenas.space.mutation import crossover, mutate
 from kubenas.space.params import (
+    ActiveIf,
     Categorical,
-    Condition,
     Integer,
     ParamSpace,
     Real,
@@ -72,7 +72,7 @@ def test_sampled_points_decode_into_the_space() -> None:
 
 def test_conditions_must_refer_to_earlier_parameters() -> None:
     with pytest.raises(ValueError, match="condition on 'n', not an earlier one"):
-        ParamSpace((Categorical("a", (1,), Condition("n", 1)), Integer("n", 1, 2)))
+        ParamSpace((Categorical("a", (1,), ActiveIf("n", 1)), Integer("n", 1, 2)))
 
 
 def test_unit_scale_is_logarithmic_where_asked_and_snaps_integers() -> None:

@@ -105,7 +105,7 @@ def objective_of(spec: TrialSpec, task: Task) -> ObjectiveRef:
 
 
 @dataclass
-class Progress:
+class TrainingState:
     """Where training stands: everything a checkpoint holds besides weights and optimizer state."""
 
     epoch: int = 0  # completed epochs
@@ -141,7 +141,7 @@ class Trial:
         self.epochs = self.hp.epochs or spec.training.epochs
         self.steps_per_epoch = math.ceil(len(self.data.x_train) / self.hp.batch_size)
         self.checkpoint_path = output_dir / CHECKPOINT_FILE
-        self.progress = Progress()
+        self.progress = TrainingState()
         if spec.resume_from:
             self.resume(Path(spec.resume_from))
         elif spec.start_from:
@@ -153,7 +153,7 @@ class Trial:
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["shuffle"])
-        self.progress = Progress(**state["progress"])
+        self.progress = TrainingState(**state["progress"])
         print(f"resumed from {path} after epoch {self.progress.epoch}", flush=True)
 
     def start_from(self, path: Path) -> None:
@@ -169,8 +169,8 @@ class Trial:
             self.optimizer.load_state_dict(state["optimizer"])
             for group, own in zip(self.optimizer.param_groups, settings, strict=True):
                 group.update(own)  # this trial's weight decay, momentum …; the moments are the parent's
-        parent = Progress(**state["progress"])
-        self.progress = Progress(
+        parent = TrainingState(**state["progress"])
+        self.progress = TrainingState(
             epoch=parent.epoch,
             step=parent.epoch * self.steps_per_epoch,  # the schedule's position, in this batch size
             seconds=parent.seconds,

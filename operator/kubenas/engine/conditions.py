@@ -28,7 +28,3 @@ def set_condition(
         last_transition_time=since,
     )
     return [c for c in conditions if c.type != type_] + [new]
-
-
-def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.type == type_), None)

@@ -59,13 +59,14 @@ def _launch(
             launch.name, reopened_status(known, f"promoted after epoch {own}: continues to {until}")
         )
     parent = records.get(trial.start_from) if trial.start_from else None
+    inherited = (parent.epochs or 0) if parent is not None else 0
     start_from = backend.checkpoint_location(trial.start_from) if trial.start_from else None
     segment = Segment(
         trial=launch.name,
         index=trial.index,
         input=trainer_input(launch.name, trial, spec, launch.stop_at, start_from),
         resumes_after=own,
-        starts_after=own or (parent.epochs or 0 if parent is not None else 0),
+        starts_after=own or inherited,
     )
     backend.start_segment(segment)
     if launch.new:

@@ -116,7 +116,7 @@ def advance(status: NASTrialStatus, segment: SegmentView, objective_metric: str,
         return status.model_copy(
             update={
                 "phase": TrialPhase.PENDING,
-                "message": "interrupted: nothing runs it any more; it resumes from its last checkpoint",
+                "message": "nothing runs it any more: it resumes from its last checkpoint",
             }
         )
     return status

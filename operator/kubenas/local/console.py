@@ -13,7 +13,7 @@ from kubenas.engine.events import Event
 # What each event reason reads as in the terminal.
 VERBS = {
     "TrialCreated": "started",
-    "TrialStarted": "started",
+    "TrialStarted": "starts",
     "TrialPromoted": "promoted",
     "TrialWaiting": "waits",
     "TrialReused": "reused",
@@ -43,6 +43,8 @@ class Console:
     def event(self, event: Event) -> None:
         verb = VERBS.get(event.reason, event.reason)
         first, *rest = event.message.splitlines() or [""]
+        if first.split(" ", 1)[0] == verb:  # "waits for ...": the verb is said once
+            first = first.split(" ", 1)[1] if " " in first else ""
         self._say(f"[{event.trial}] {verb:9} {first}")
         for line in rest:
             self._say(f"[{event.trial}]   {line}")

@@ -28,8 +28,8 @@ from kubenas_trainer.spec import (
 
 from kubenas.api.space import FloatDomain, IntDomain, SearchSpace
 from kubenas.space.params import (
+    ActiveIf,
     Categorical,
-    Condition,
     Integer,
     Param,
     ParamSpace,
@@ -225,7 +225,7 @@ class CandidateCodec:
                 self.taken_by[f.alias] = taken_by
         for i in range(self.max_layers):
             for f in self.layer_fields:
-                condition = all_of(Condition(COUNT, i + 1), self._type_condition(i, f))
+                condition = all_of(ActiveIf(COUNT, i + 1), self._type_condition(i, f))
                 param = f.param(space, layer_param(i, f), condition)
                 assert param is not None
                 params.append(param)
@@ -236,11 +236,11 @@ class CandidateCodec:
         self.space = ParamSpace(tuple(params))
         self.param_by_name = {p.name: p for p in params}
 
-    def _type_condition(self, i: int, field: Field) -> Condition | None:
+    def _type_condition(self, i: int, field: Field) -> ActiveIf | None:
         """Layer i's type takes the field (None: every type of the space does)."""
         if set(self.taken_by[field.alias]) == set(self.taken_by[LAYER_FIELDS[0].alias]):
             return None
-        return Condition(layer_param(i, LAYER_FIELDS[0]), one_of=self.taken_by[field.alias])
+        return ActiveIf(layer_param(i, LAYER_FIELDS[0]), one_of=self.taken_by[field.alias])
 
     def _encoded(self, name: str, field: Field, value: Any) -> Value:
         """A field's value in a point; an unset field becomes its "off" value, or a filler."""

@@ -1,7 +1,7 @@
 """A flat, typed parameter space: what every search strategy works on.
 
 A point of the space is a dict {parameter name: value}. Parameters are categorical, integer or real
-(optionally log scale), and may be conditional. A Condition reads one earlier parameter: it holds while
+(optionally log scale), and may be conditional. An ActiveIf reads one earlier parameter: it holds while
 that parameter's value is at least `at_least` (layer 2's width exists only when the layer count >= 3) or
 is one of `one_of` (a layer's kernel size exists only when its type is conv1d or conv2d); AllOf joins
 conditions (layer 2's kernel size: count >= 3 and layers[2].type in {conv1d, conv2d}). A condition is
@@ -22,7 +22,7 @@ Point = dict[str, Value]
 
 
 @dataclass(frozen=True)
-class Condition:
+class ActiveIf:
     """Active while `param` (an earlier parameter) has a value: one >= `at_least` (a numeric parameter),
     or one of `one_of` (typically a categorical's choices). Exactly one of the two is given."""
 
@@ -52,7 +52,7 @@ class Condition:
 class AllOf:
     """Active while every one of `conditions` holds."""
 
-    conditions: tuple[Condition, ...]
+    conditions: tuple[ActiveIf, ...]
 
     @property
     def refers_to(self) -> tuple[str, ...]:
@@ -62,7 +62,7 @@ class AllOf:
         return all(c.holds(point) for c in self.conditions)
 
 
-When = Condition | AllOf
+When = ActiveIf | AllOf
 
 
 def all_of(*conditions: When | None) -> When | None:

@@ -76,10 +76,6 @@ class Split:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
     @property
-    def num_features(self) -> int:
-        return int(np.prod(self.input_shape))
-
-    @property
     def num_outputs(self) -> int:
         return self.num_classes if self.task is Task.CLASSIFICATION else 1
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_CODES = {np.dtype(v).newbyteorder(">"): k for k, v in _DTYPES.items()}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -21,11 +20,3 @@ def read_idx(path: Path) -> np.ndarray:
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: IDX header says {dims} but holds {data.size} values")
     return data.reshape(dims).astype(data.dtype.newbyteorder("="))
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write array as IDX (gzip-compressed when path ends in .gz); used for fixtures and exports."""
-    big = array.astype(array.dtype.newbyteorder(">"))
-    header = bytes([0, 0, _CODES[big.dtype], array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
-    payload = header + big.tobytes()
-    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
