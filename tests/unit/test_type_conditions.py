@@ -10,9 +10,9 @@ from kubenas.api import SearchSpace
 from kubenas.space.encoding import COUNT, CandidateCodec
 from kubenas.space.mutation import crossover, mutate
 from kubenas.space.params import (
+    ActiveIf,
     AllOf,
     Categorical,
-    Condition,
     Integer,
     Param,
     ParamSpace,
@@ -89,9 +89,9 @@ def test_type_conditions_only_where_the_types_differ() -> None:
     assert not any(p.name.endswith((".kernelSize", ".pooling")) for p in dense.space.params)
     conv = space(["conv1d", "conv2d"])
     kernel = conv.space.by_name("layers[1].kernelSize")
-    assert kernel.condition == Condition(COUNT, 2)  # every type takes it: the count condition only
+    assert kernel.condition == ActiveIf(COUNT, 2)  # every type takes it: the count condition only
     mixed = CandidateCodec(MIXED).space.by_name("layers[1].kernelSize")
-    assert mixed.condition == AllOf((Condition(COUNT, 2), Condition("layers[1].type", one_of=("conv1d",))))
+    assert mixed.condition == AllOf((ActiveIf(COUNT, 2), ActiveIf("layers[1].type", one_of=("conv1d",))))
 
 
 def test_codec_round_trips_and_decodes_no_field_a_type_does_not_take() -> None:
@@ -153,10 +153,10 @@ def test_grid_matches_brute_force_on_chained_conditions() -> None:
         (
             Integer("n", 0, 2),
             Categorical("kind", ("a", "b", "c")),
-            Categorical("x", (1, 2), Condition("kind", one_of=("b", "c"))),
-            Categorical("y", (1, 2, 3), all_of(Condition("n", 1), Condition("kind", one_of=("c",)))),
-            Categorical("z", ("p", "q"), Condition("y", one_of=(3,))),  # inactive whenever y is
-            Integer("w", 1, 2, condition=Condition("n", 2)),
+            Categorical("x", (1, 2), ActiveIf("kind", one_of=("b", "c"))),
+            Categorical("y", (1, 2, 3), all_of(ActiveIf("n", 1), ActiveIf("kind", one_of=("c",)))),
+            Categorical("z", ("p", "q"), ActiveIf("y", one_of=(3,))),  # inactive whenever y is
+            Integer("w", 1, 2, condition=ActiveIf("n", 2)),
         )
     )
     grid = Grid(space, 3)
@@ -221,7 +221,7 @@ def test_pbt_explore_follows_a_changed_parent() -> None:
     space = ParamSpace(
         (
             Categorical("hyperparameters.kind", ("a", "b")),
-            Integer("hyperparameters.x", 1, 9, condition=Condition("hyperparameters.kind", one_of=("b",))),
+            Integer("hyperparameters.x", 1, 9, condition=ActiveIf("hyperparameters.kind", one_of=("b",))),
         )
     )
     settings = PBTSettings(resample_probability=0.0)
@@ -237,16 +237,16 @@ def test_pbt_explore_follows_a_changed_parent() -> None:
 
 def test_conditions_are_checked() -> None:
     with pytest.raises(ValueError, match="exactly one of at_least and one_of"):
-        Condition("n")
+        ActiveIf("n")
     with pytest.raises(ValueError, match="exactly one of at_least and one_of"):
-        Condition("n", 1, one_of=(1,))
+        ActiveIf("n", 1, one_of=(1,))
     with pytest.raises(ValueError, match="condition on 'k', not an earlier one"):
         ParamSpace(
             (
                 Integer("n", 1, 2),
-                Categorical("a", (1,), all_of(Condition("n", 1), Condition("k", one_of=("x",)))),
+                Categorical("a", (1,), all_of(ActiveIf("n", 1), ActiveIf("k", one_of=("x",)))),
                 Categorical("k", ("x",)),
             )
         )
     assert all_of(None, None) is None
-    assert all_of(Condition("n", 1), None) == Condition("n", 1)
+    assert all_of(ActiveIf("n", 1), None) == ActiveIf("n", 1)
