@@ -28,8 +28,10 @@ unit: $(STAMP)
 	$(PY) -m pytest -m "not slow and not cluster"
 
 # The whole suite: lint, unit, slow (real training) and cluster tests against a real control plane
-# built from Go modules (cached outside the repository; the first build takes 10-20 minutes).
+# built from Go modules (cached outside the repository; the first build takes 10-20 minutes), with
+# Prometheus and the Pushgateway from Debian's packages (tests/services/install.sh).
 test: $(STAMP)
+	bash tests/services/install.sh
 	bash tests/controlplane/build.sh > /dev/null
 	$(MAKE) --no-print-directory lint VENV=$(VENV)
 	$(PY) -m pytest -m "slow or cluster or not slow" -v --durations=15

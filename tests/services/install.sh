@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the servers the tests run (Debian's packages): Prometheus and the Pushgateway.
+# Idempotent: does nothing when both binaries are present. Needs root (as CI runs) or passwordless sudo.
+set -euo pipefail
+packages=(prometheus prometheus-pushgateway)
+if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null; then
+  $sudo apt-get update >/dev/null
+  $sudo apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null
+fi
