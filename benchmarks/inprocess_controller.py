@@ -25,7 +25,7 @@ from kubenas.engine.backend import Segment
 from kubenas.engine.decide import decide
 from kubenas.engine.events import Event
 from kubenas.engine.execute import execute
-from kubenas.engine.observe import ObservedTrial, SegmentState, SegmentView, observe
+from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView, observe
 from kubenas_trainer.models import build_model
 from kubenas_trainer.optim import make_optimizer
 from kubenas_trainer.spec import Candidate, TrialResult
@@ -107,6 +107,8 @@ class InProcessBackend:
     epochs are spent (`exhausted`); `done` holds each trial that succeeded, in order.
     """
 
+    namespace = "benchmark"
+
     def __init__(self, epochs: int, budget: int, data_for: Callable[[int], Data]) -> None:
         self.epochs, self.budget, self.data_for = epochs, budget, data_for
         self.specs: dict[str, NASTrialSpec] = {}
@@ -172,6 +174,12 @@ class InProcessBackend:
 
     def send(self, event: Event) -> None:
         """No one to tell."""
+
+    def drop_live_metrics(self, name: str) -> None:
+        """No live metrics here."""
+
+    def health(self) -> list[Health]:
+        return []
 
 
 def run_search(spec: dict[str, Any], data_for: Callable[[int], Data], budget: int) -> list[Evaluation]:

@@ -86,7 +86,7 @@ def run(data: dict[str, torch.Tensor], seed: int, epochs: int) -> dict[str, floa
             loss = nn.functional.cross_entropy(model(data["x_train"][idx]), data["y_train"][idx])
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         train_loss = float(np.mean(losses))
     _, val_loss = evaluate(model, data["x_val"], data["y_val"])
     test_accuracy, test_loss = evaluate(model, data["x_test"], data["y_test"])
@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     raw = split_dataset(load_pool("mnist5k"), 0.2, 0.2, 0, InputNormalization.NONE)
-    print(
-        f"MNIST 5k: {len(raw.x_train)} train / {len(raw.x_val)} validation / {len(raw.y_test or [])} test; "
-        f"{args.seeds} seeds x {args.epochs} epochs\n"
-    )
+    assert raw.y_test is not None
+    sizes = f"{len(raw.y_train)} train / {len(raw.y_val)} validation / {len(raw.y_test)} test"
+    print(f"MNIST 5k: {sizes}; {args.seeds} seeds x {args.epochs} epochs\n")
     print("| normalisation | test accuracy | test loss | validation loss | training loss | max |x| |")
     print("|---|---|---|---|---|---|")
     for name, stats in MODES.items():

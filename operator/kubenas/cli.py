@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from kubenas.api.errors import SpecError
+from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.manifest import load_manifest
+from kubenas.k8s.defaults import OperatorDefaults
 
 
 def _validate(path: str) -> int:
@@ -62,6 +63,27 @@ def _crd(output: str | None, check: bool) -> int:
     return 0
 
 
+def _defaults(args: argparse.Namespace) -> OperatorDefaults:
+    """The operator's defaults for spec.metrics and spec.storage, from its flags (SpecError if bad)."""
+    from kubenas.api.outputs import MetricsSpec, StorageSpec
+
+    metrics = storage = None
+    if args.pushgateway:
+        metrics = parse_model(
+            MetricsSpec, {"pushgateway": args.pushgateway, "prometheus": args.prometheus}, "--metrics"
+        )
+    if args.storage_bucket:
+        fields = {
+            "bucket": args.storage_bucket,
+            "prefix": args.storage_prefix,
+            "endpoint": args.storage_endpoint,
+            "region": args.storage_region,
+            "secretName": args.storage_secret,
+        }
+        storage = parse_model(StorageSpec, {k: v for k, v in fields.items() if v is not None}, "--storage")
+    return OperatorDefaults(metrics=metrics, storage=storage)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kubenas", description="Kubernetes-native neural architecture search"
@@ -82,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     op.add_argument("--verbose", action="store_true")
     op.add_argument("--liveness", help="serve a liveness probe here, e.g. http://0.0.0.0:8080/healthz")
+    op.add_argument("--metrics-port", type=int, help="serve the operator's Prometheus /metrics on this port")
+    op.add_argument("--pushgateway", help="default spec.metrics.pushgateway (trials push per-epoch metrics)")
+    op.add_argument("--prometheus", help="default spec.metrics.prometheus (the operator reads them back)")
+    op.add_argument("--storage-bucket", help="default spec.storage.bucket (trials' outputs and checkpoints)")
+    op.add_argument("--storage-prefix", default="kubenas", help="default spec.storage.prefix")
+    op.add_argument("--storage-endpoint", help="default spec.storage.endpoint (an S3-compatible URL)")
+    op.add_argument("--storage-region", help="default spec.storage.region")
+    op.add_argument("--storage-secret", help="default spec.storage.secretName (credentials of trial pods)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -92,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             return _crd(args.output, args.check)
         from kubenas.k8s.main import run_operator
 
-        return run_operator(args.namespace or [], args.interval, args.verbose, args.liveness)
+        return run_operator(
+            args.namespace or [],
+            args.interval,
+            args.verbose,
+            args.liveness,
+            args.metrics_port,
+            _defaults(args),
+        )
     except SpecError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -8,9 +8,16 @@ would mount at ``terminationMessagePath`` is a per-container file whose path the
 in ``$KUBENAS_TERMINATION_LOG``.  Pod status is reported as a kubelet would (conditions,
 container states, terminated message truncated to 4 KiB).  ``hostPath`` volumes work without a
 mount namespace: the agent replaces the mount path by the host path in the container's argv and
-env values (enough for programs that take their paths from there, as kubenas-trainer does).  Not
+env values (enough for programs that take their paths from there, as kubenas-trainer does).
+Env from Secrets and ConfigMaps works as in kubelet: ``env[].valueFrom.secretKeyRef`` /
+``configMapKeyRef`` and ``envFrom[].secretRef`` / ``configMapRef`` (with ``prefix``, ``optional``),
+read from the API server in the pod's namespace when the pod starts.  A missing one (not
+``optional``) keeps the pod Pending, its container waiting with reason CreateContainerConfigError
+and kubelet's message, and the agent retries (0.5 s, doubling to 4 s) until it appears.  Not
 supported: restarts (``OnFailure`` is treated as ``Never``), init/sidecar containers, probes, other
-volume kinds, env from Secrets/ConfigMaps, ``kubectl logs`` (read :meth:`NodeAgent.logs` instead).
+volume kinds (Secret and ConfigMap volumes included), ``resourceFieldRef`` env, starting one
+container of a pod while another's env is missing (they start together), ``kubectl logs`` (read
+:meth:`NodeAgent.logs` instead).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from .pod_env import POD_IP
+from .pod_env import POD_IP, ContainerConfigError, Source, source_data, with_sources_resolved
 from .pod_runner import PodRun
 from .pod_status import condition, now
 from .workdirs import make_workdir, remove_workdir
@@ -40,6 +47,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "4"}
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+CONFIG_RETRY = (0.5, 4.0)  # first and longest wait before reading a pod's missing Secret / ConfigMap again
 
 
 def _json(response: Any) -> Any:
@@ -72,6 +80,7 @@ class NodeAgent:
         self._api.configuration.connection_pool_maxsize = 32
         self._core = client.CoreV1Api(self._api)
         self._runs: dict[str, PodRun] = {}  # by pod uid, while the pod exists
+        self._starting: dict[str, threading.Event] = {}  # by pod uid, until it runs; set: give up
         self._dirs: dict[str, Path] = {}  # "namespace/name" -> dir of its latest run, kept
         self._deleting: set[str] = set()
         self._lock = threading.Lock()
@@ -109,6 +118,8 @@ class NodeAgent:
             if t.is_alive():
                 t.join(15)
         with self._lock:
+            for cancel in self._starting.values():
+                cancel.set()
             killers = [threading.Thread(target=run.kill, args=(1.0,)) for run in self._runs.values()]
         for t in killers:
             t.start()
@@ -245,6 +256,8 @@ class NodeAgent:
             self._handle("ADDED", pod)
         with self._lock:
             gone = [run.pod for uid, run in self._runs.items() if uid not in uids]
+            for uid in [uid for uid in self._starting if uid not in uids]:
+                self._starting.pop(uid).set()
         for pod in gone:  # deleted while we were not watching
             self._handle("DELETED", pod)
         return str(pods["metadata"]["resourceVersion"])
@@ -253,6 +266,9 @@ class NodeAgent:
         uid = pod["metadata"]["uid"]
         with self._lock:
             run = self._runs.get(uid)
+            ending = kind == "DELETED" or pod["metadata"].get("deletionTimestamp")
+            if ending and (cancel := self._starting.pop(uid, None)):
+                cancel.set()  # it was waiting for a Secret or ConfigMap
             if kind == "DELETED":
                 self._runs.pop(uid, None)
                 self._deleting.discard(uid)
@@ -264,12 +280,50 @@ class NodeAgent:
                     self._deleting.add(uid)
                     threading.Thread(target=self._finish_deletion, args=(pod, run), daemon=True).start()
                 return
-            if run or pod.get("status", {}).get("phase") != "Pending":
-                return  # already running here, or finished / started by an earlier agent
-            run = PodRun(pod, self.workdir, self.env, lambda body: self._patch_status(pod, body))
-            self._runs[uid] = run
+            if run or uid in self._starting or pod.get("status", {}).get("phase") != "Pending":
+                return  # already here, or finished / started by an earlier agent
+            cancel = self._starting[uid] = threading.Event()
+        name = f"start {pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        threading.Thread(target=self._start_pod, args=(pod, cancel), name=name, daemon=True).start()
+
+    def _start_pod(self, pod: Json, cancel: threading.Event) -> None:
+        """Like kubelet before it creates the containers: resolve their env from Secrets and
+        ConfigMaps, retrying while one is missing (reported as CreateContainerConfigError); then run."""
+        meta = pod["metadata"]
+        delay, longest = CONFIG_RETRY
+        reported: dict[str, str] = {}
+        while True:
+            try:
+                resolved = with_sources_resolved(pod, lambda kind, name: self._read_source(kind, meta, name))
+                break
+            except ContainerConfigError as error:
+                if error.problems != reported:
+                    self._patch_status(pod, config_error_status(pod, error.problems))
+                    reported = error.problems
+            if cancel.wait(delay):
+                return
+            delay = min(2 * delay, longest)
+        with self._lock:
+            if cancel.is_set() or self._starting.get(meta["uid"]) is not cancel:
+                return
+            del self._starting[meta["uid"]]
+            run = PodRun(resolved, self.workdir, self.env, lambda body: self._patch_status(pod, body))
+            self._runs[meta["uid"]] = run
             self._dirs[run.key] = run.dir
         run.start()
+
+    def _read_source(self, kind: Source, meta: Json, name: str) -> dict[str, str] | None:
+        """A Secret's or ConfigMap's data in the pod's namespace (None: not found). Another error is a
+        config error too (kubelet's message is the API error's), retried like a missing one."""
+        read = (
+            self._core.read_namespaced_secret if kind == "Secret" else self._core.read_namespaced_config_map
+        )
+        try:
+            return source_data(_json(read(name, meta["namespace"], _preload_content=False)))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise ContainerConfigError({"*": f"reading {kind} {meta['namespace']}/{name}: {e.reason}"}) from e
 
     def _finish_deletion(self, pod: Json, run: PodRun | None) -> None:
         """Like kubelet: kill the containers, report their end, then delete with grace 0."""
@@ -302,3 +356,50 @@ class NodeAgent:
         except ApiException as e:
             if e.status != 404:  # a pod that is gone needs no status
                 log.warning("status of pod %s/%s: %s", meta["namespace"], meta["name"], e)
+
+
+def config_error_status(pod: Json, problems: Mapping[str, str]) -> Json:
+    """Kubelet's status of a pod whose containers cannot be created yet: Pending, each container
+    waiting, with CreateContainerConfigError and the message where its env does not resolve
+    (``problems`` by container name; ``*``: every container)."""
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    statuses = []
+    for c in pod["spec"]["containers"]:
+        message = problems.get(c["name"], problems.get("*"))
+        waiting = (
+            {"reason": "CreateContainerConfigError", "message": message}
+            if message
+            else {"reason": "ContainerCreating"}
+        )
+        statuses.append(
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "started": False,
+                "restartCount": 0,
+                "state": {"waiting": waiting},
+            }
+        )
+    unready = {
+        "reason": "ContainersNotReady",
+        "message": f"containers with unready status: [{' '.join(names)}]",
+    }
+    return {
+        "status": {
+            "phase": "Pending",
+            "startTime": now(),
+            "hostIP": POD_IP,
+            "hostIPs": [{"ip": POD_IP}],
+            "podIP": POD_IP,
+            "podIPs": [{"ip": POD_IP}],
+            "conditions": [
+                condition("PodReadyToStartContainers", True),
+                condition("Initialized", True),
+                {**condition("ContainersReady", False), **unready},
+                {**condition("Ready", False), **unready},
+            ],
+            "containerStatuses": statuses,
+        }
+    }

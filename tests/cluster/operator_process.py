@@ -6,19 +6,35 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log: Path,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ):
+        """`args`: more flags of `kubenas operator`; `env`: more environment (e.g. storage credentials)."""
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = log
+        self.args = list(args)
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path)}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            **self.env,
+        }
         command = [
             sys.executable,
             "-m",
@@ -28,6 +44,7 @@ class OperatorProcess:
             self.namespace,
             "--interval",
             "1",
+            *self.args,
         ]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 Json = dict[str, Any]
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -42,8 +43,95 @@ def field_ref(pod: Json, path: str) -> str:
     raise ValueError(f"unsupported fieldRef {path!r}")
 
 
+Source = Literal["Secret", "ConfigMap"]
+# Reads a Secret or ConfigMap of the pod's namespace: its string data (decoded), None if there is none.
+ReadSource = Callable[[Source, str], Mapping[str, str] | None]
+
+
+class ContainerConfigError(Exception):
+    """Kubelet's CreateContainerConfigError: some container's env names a Secret or ConfigMap, or a key,
+    that is not there (and is not ``optional``). ``problems``: kubelet's message, by container name."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
+        self.problems = dict(problems)
+
+
+def source_data(obj: Json) -> dict[str, str]:
+    """What env can take from a Secret (``data`` base64-decoded, then ``stringData``) or a ConfigMap
+    (``data``; kubelet leaves ``binaryData`` out of env)."""
+    if obj.get("kind") == "Secret":
+        data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+        return {**data, **(obj.get("stringData") or {})}
+    return dict(obj.get("data") or {})
+
+
+def _escape(value: str) -> str:
+    """A literal for ``value:`` (``$`` doubled), so that expansion gives back exactly ``value``."""
+    return value.replace("$", "$$")
+
+
+class _Missing(Exception):
+    """One container's env names a source or key that is not there (the message is kubelet's)."""
+
+
+def with_sources_resolved(pod: Json, read: ReadSource) -> Json:
+    """The pod with its containers' env made plain, as kubelet computes it before creating them:
+    ``envFrom`` (``secretRef`` / ``configMapRef``, each key behind ``prefix``) first, then ``env``,
+    whose ``secretKeyRef`` / ``configMapKeyRef`` become plain values (later names win). A missing
+    ``optional`` source or key sets nothing; any other raises ContainerConfigError with kubelet's
+    message. Each source is read once."""
+    namespace = pod["metadata"]["namespace"]
+    cache: dict[tuple[Source, str], Mapping[str, str] | None] = {}
+
+    def lookup(kind: Source, ref: Json) -> Mapping[str, str] | None:
+        key = (kind, ref["name"])
+        if key not in cache:
+            cache[key] = read(kind, ref["name"])
+        if cache[key] is None and not ref.get("optional"):
+            raise _Missing(f'{kind.lower()} "{ref["name"]}" not found')
+        return cache[key]
+
+    containers, problems = [], {}
+    for container in pod["spec"]["containers"]:
+        try:
+            env = _plain_env(container, namespace, lookup)
+        except _Missing as missing:
+            problems[container["name"]] = str(missing)
+            continue
+        containers.append({**{k: v for k, v in container.items() if k != "envFrom"}, "env": env})
+    if problems:
+        raise ContainerConfigError(problems)
+    return {**pod, "spec": {**pod["spec"], "containers": containers}}
+
+
+def _plain_env(
+    container: Json, namespace: str, lookup: Callable[[Source, Json], Mapping[str, str] | None]
+) -> list[Json]:
+    env: list[Json] = []
+    for source in container.get("envFrom") or []:
+        kind: Source = "Secret" if "secretRef" in source else "ConfigMap"
+        data = lookup(kind, source["secretRef"] if kind == "Secret" else source["configMapRef"]) or {}
+        prefix = source.get("prefix", "")
+        env += [{"name": prefix + k, "value": _escape(v)} for k, v in sorted(data.items()) if "=" not in k]
+    for var in container.get("env") or []:
+        value_from = var.get("valueFrom") or {}
+        ref = value_from.get("secretKeyRef") or value_from.get("configMapKeyRef")
+        if ref is None:
+            env.append(var)
+            continue
+        kind = "Secret" if "secretKeyRef" in value_from else "ConfigMap"
+        found = lookup(kind, ref)
+        if found is not None and ref["key"] in found:
+            env.append({"name": var["name"], "value": _escape(found[ref["key"]])})
+        elif found is not None and not ref.get("optional"):
+            raise _Missing(f"couldn't find key {ref['key']} in {kind} {namespace}/{ref['name']}")
+    return env
+
+
 def container_env(pod: Json, container: Json, base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` plus the container's ``env`` (plain values and ``fieldRef``; others skipped)."""
+    """``base`` plus the container's ``env`` (plain values and ``fieldRef``; others skipped: Secrets and
+    ConfigMaps are resolved before, by :func:`with_sources_resolved`)."""
     env = dict(base)
     for var in container.get("env") or []:
         if "value" in var:

@@ -129,3 +129,96 @@ def test_background_deletion_kills_and_removes_pods(kube: Cluster) -> None:
     wait_for("the garbage collector to delete the pods", lambda: job_pods(kube, "sleeper") == [] or None)
     with pytest.raises(ProcessLookupError):  # the agent killed it before finishing the deletion
         os.kill(pid, 0)
+
+
+def apply(kube: Cluster, obj: dict[str, Any]) -> None:
+    kube.kubectl(
+        "apply",
+        "-n",
+        NS,
+        "-f",
+        "-",
+        input=json.dumps({**obj, "metadata": {**obj["metadata"], "namespace": NS}}),
+    )
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+
+
+PRINT_ENV = (
+    "import json\nopen(os.environ['KUBENAS_TERMINATION_LOG'], 'w').write(json.dumps(dict(os.environ)))"
+)
+
+
+def test_env_from_secrets_and_config_maps(kube: Cluster) -> None:
+    apply(kube, secret("creds", user="ada", password="pa$(ss) word"))
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings"},
+        "data": {"mode": "fast"},
+    }
+    apply(kube, config)
+    env = [
+        {"name": "USER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}},
+        {"name": "GREETING", "value": "hi $(USER)"},  # expands a value that came from the Secret
+        {"name": "NONE", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope", "optional": True}}},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+    ]
+    env_from = [
+        {"secretRef": {"name": "creds"}, "prefix": "CREDS_"},
+        {"secretRef": {"name": "absent", "optional": True}},
+        {"configMapRef": {"name": "settings"}},
+    ]
+    create_job(kube, "secrets", PRINT_ENV, env=env, envFrom=env_from)
+    kube.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/secrets", "--timeout=60s")
+    (pod,) = job_pods(kube, "secrets")
+    seen = json.loads(terminated_state(pod)["message"])
+    assert {k: seen.get(k) for k in ("USER", "GREETING", "MODE", "CREDS_user", "CREDS_password", "mode")} == {
+        "USER": "ada",
+        "GREETING": "hi ada",
+        "MODE": "fast",
+        "CREDS_user": "ada",
+        "CREDS_password": "pa$(ss) word",  # a Secret's value is never expanded
+        "mode": "fast",
+    }
+    assert "NONE" not in seen
+
+
+def waiting(kube: Cluster, job: str, message: str) -> Callable[[], Any]:
+    """A probe for a pod of `job` whose container waits with `message`."""
+
+    def probe() -> Any:
+        for pod in job_pods(kube, job):
+            state = (pod["status"].get("containerStatuses") or [{}])[0].get("state", {})
+            if state.get("waiting", {}).get("message") == message:
+                return pod
+        return None
+
+    return probe
+
+
+def test_missing_secret_keeps_the_pod_waiting_until_it_appears(kube: Cluster) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
+    create_job(kube, "waits", PRINT_ENV, env=env)
+    pod = wait_for("CreateContainerConfigError", waiting(kube, "waits", 'secret "later" not found'))
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+    apply(kube, secret("later", other="x"))  # the Secret, but not the key
+    wait_for("the missing key", waiting(kube, "waits", f"couldn't find key token in Secret {NS}/later"))
+    apply(kube, secret("later", token="s3cret"))
+    kube.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/waits", "--timeout=60s")
+    (pod,) = job_pods(kube, "waits")
+    assert list(pod["status"]["containerStatuses"][0]["state"]) == ["terminated"]  # no longer waiting
+    assert json.loads(terminated_state(pod)["message"])["TOKEN"] == "s3cret"
+
+
+def test_a_pod_waiting_for_a_config_map_can_be_deleted(kube: Cluster) -> None:
+    env_from = [{"configMapRef": {"name": "never"}}]
+    create_job(kube, "abandoned", PRINT_ENV, envFrom=env_from)
+    wait_for("CreateContainerConfigError", waiting(kube, "abandoned", 'configmap "never" not found'))
+    kube.kubectl("delete", "-n", NS, "job/abandoned", "--cascade=background")
+    wait_for("the pod to go", lambda: job_pods(kube, "abandoned") == [] or None)

@@ -283,10 +283,7 @@ def test_asha_promotes_paused_trials_in_new_jobs_and_their_records_never_go_back
 
     failed = condition(rejected, "Failed")
     assert failed is not None and failed["reason"] == "InvalidSpec"
-    assert (
-        "spec.trialTemplate.checkpointVolume: required on a cluster with earlyStopping.rule asha"
-        in (failed["message"])
-    )
+    assert "spec.storage: required on a cluster with earlyStopping.rule asha" in (failed["message"])
     assert done["status"]["phase"] == "Succeeded"
     items = get_json(kube, "nastrials", "-n", namespace, "-l", "kubenas.dev/experiment=asha")["items"]
     trials = {t["metadata"]["name"]: t["status"] for t in items}

@@ -26,7 +26,8 @@ class Pushgateway:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "pushgateway.log", "ab") as log:
             self.process = subprocess.Popen(
-                [binary, f"--web.listen-address=127.0.0.1:{self.port}"],
+                # Debian's default persists to /var/lib/prometheus: every test would share its groups.
+                [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -40,7 +40,7 @@ class SimulatedTrainer:
         if spec.name in self.epochs:
             curve = list(self.curves[spec.name])
         elif spec.start_from is not None:
-            parent = Path(spec.start_from).parent.name  # <...>/<trial>/checkpoint.pt on both backends
+            parent = spec.start_from.rstrip("/").split("/")[-2]  # <...>/<trial>/checkpoint.pt, any backend
             curve = list(self.curves[parent])
         else:
             curve = []
@@ -58,6 +58,7 @@ class SimulatedTrainer:
             best_epoch=best + 1,
             curve=curve,
             split_fingerprint=SPLIT,
+            artifacts=spec.storage.uri if spec.storage else None,
             message=f"paused after epoch {len(curve)} of {total}" if paused else "",
         )
 
@@ -104,16 +105,18 @@ class FakeKubeApi:
             }
         return copy.deepcopy(self.trials[name])
 
-    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         name = body["metadata"]["name"]
-        if name not in self.jobs:
-            self.calls.append(f"create job {name}")
-            self.jobs[name] = {**copy.deepcopy(body), "status": {"startTime": "t0"}}
-            labels = body["spec"]["template"]["metadata"]["labels"]
-            self.pods[name] = {
-                "metadata": {"labels": {**labels, "job-name": name}},
-                "status": {"phase": "Pending"},
-            }
+        if name in self.jobs:
+            return False
+        self.calls.append(f"create job {name}")
+        self.jobs[name] = {**copy.deepcopy(body), "status": {"startTime": "t0"}}
+        labels = body["spec"]["template"]["metadata"]["labels"]
+        self.pods[name] = {
+            "metadata": {"labels": {**labels, "job-name": name}},
+            "status": {"phase": "Pending"},
+        }
+        return True
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(f"delete job {name}")
@@ -139,6 +142,7 @@ class FakeKubeApi:
             env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
             result = self.trainer.run(TrialSpec.model_validate_json(env["KUBENAS_TRIAL_SPEC"]))
             job["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
+            job["status"]["completionTime"] = "2026-01-01T00:00:01Z"
             terminated = {"exitCode": 0, "message": result.to_termination_message(), "finishedAt": "t1"}
             self.pods[name]["status"] = {
                 "phase": "Succeeded",

@@ -22,7 +22,8 @@ from kubenas.local.store import RunStore
 from .simulated_backends import SPLIT, FakeKubeApi, FakeLauncher, SimulatedTrainer
 
 NOW = "2026-01-01T00:00:00Z"
-VOLUME = {"trialTemplate": {"checkpointVolume": {"hostPath": {"path": "/data"}}}}
+# Outputs in object storage: both backends then name the same artifacts and checkpoints.
+VOLUME = {"storage": {"bucket": "runs", "endpoint": "http://s3.test:9000"}}
 EXPERIMENTS = {
     "asha": {
         "budget": {"maxTrials": 7, "parallelTrials": 2},
@@ -95,7 +96,8 @@ def test_both_backends_carry_out_the_same_plan(name: str, tmp_path: Path) -> Non
 
     launcher = FakeLauncher(SimulatedTrainer())
     console = Console("accuracy", spec.training.epochs, out=io.StringIO())
-    local = Recorded(LocalBackend(RunStore(tmp_path / "exp"), launcher, console))  # type: ignore[arg-type]
+    local_backend = LocalBackend(RunStore(tmp_path / "exp"), launcher, console, spec, "exp", "ns")  # type: ignore[arg-type]
+    local = Recorded(local_backend)
     local_status = run(spec, local.backend, launcher.finish_all)
 
     timeless = {"start_time", "completion_time", "conditions"}

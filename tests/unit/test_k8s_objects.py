@@ -41,7 +41,7 @@ def test_nastrial_is_owned_by_its_experiment_and_labelled() -> None:
 
 
 def test_job_carries_the_trial_spec_resources_and_placement() -> None:
-    spec = trainer_input("exp-4", TRIAL, SPEC, None, None)
+    spec = trainer_input("exp-4", TRIAL, SPEC, None, None, "ns")
     job = trial_job("exp-4", "ns", "uid-trial", spec, 4, "exp", SPEC.trial_template)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "NASTrial"
     pod = job["spec"]["template"]["spec"]
@@ -96,7 +96,7 @@ def test_a_failed_job_keeps_the_reason() -> None:
 def test_a_checkpoint_volume_holds_each_trials_output_and_segments_get_their_own_job() -> None:
     volume = {"persistentVolumeClaim": {"claimName": "kubenas-checkpoints"}}
     template = SPEC.trial_template.model_copy(update={"checkpoint_volume": volume})
-    spec = trainer_input("exp-4", TRIAL, SPEC, 3, None)
+    spec = trainer_input("exp-4", TRIAL, SPEC, 3, None, "ns")
     job = trial_job("exp-4", "ns", "uid-t", spec, 4, "exp", template, segment=job_name("exp-4", 1))
     assert job["metadata"]["name"] == "exp-4-e1"
     assert job["metadata"]["ownerReferences"][0]["name"] == "exp-4"  # every segment: the same trial
@@ -124,9 +124,7 @@ def test_continued_trials_on_a_cluster_need_a_checkpoint_volume(
     overrides: dict[str, object], needs: str
 ) -> None:
     spec = NASExperimentSpec.model_validate({"training": {"epochs": 9}, **overrides})
-    with pytest.raises(
-        SpecError, match=f"spec.trialTemplate.checkpointVolume: required on a cluster with {needs}"
-    ):
+    with pytest.raises(SpecError, match=f"spec.storage: required on a cluster with {needs}"):
         check_cluster_spec(spec, make_strategy(spec))
     volume = {"hostPath": {"path": "/data/kubenas"}}
     ok = spec.model_copy(

@@ -6,6 +6,12 @@ Output: OUTPUT/result.json and, on a cluster, the same JSON as the container's t
 --resume continues from OUTPUT/checkpoint.pt when one is there (a restarted pod picks up its work,
 a promoted trial goes on from its rung); it takes precedence over the spec's startFrom.
 A trial with stopAtEpoch before its last epoch pauses there: it reports phase Paused and exits 0.
+With a spec's `report`, every epoch's metrics are pushed to a Pushgateway (kubenas_trainer.report); with
+its `storage`, the run directory goes to object storage as the trial runs and at its end, result.json last
+(kubenas_trainer.uploader), and --resume without a local checkpoint continues the stored one. Storage
+calls are retried ($KUBENAS_STORAGE_BACKOFF_SECONDS, default 0.5, doubling to 10 s) until
+$KUBENAS_STORAGE_DEADLINE_SECONDS (default 600; 20 at most after SIGTERM); credentials come from the
+environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
 Exit status: 0 succeeded or paused, 1 training failed, 2 unusable spec (including one that cannot run on its
 data set, e.g. conv2d on tabular data), 143 stopped by SIGTERM after writing a checkpoint.
 """
@@ -21,9 +27,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from kubenas_trainer.spec import CHECKPOINT_FILE, TrialResult, TrialSpec, UnusableSpec
+from kubenas_trainer.spec import CHECKPOINT_FILE, RESULT_FILE, TrialResult, TrialSpec, UnusableSpec
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+# After SIGTERM, Kubernetes kills the pod at the end of its grace period (30 s by default).
+INTERRUPTED_UPLOAD_SECONDS = 20.0
 
 
 def _read_spec(args: argparse.Namespace) -> TrialSpec:
@@ -33,12 +41,35 @@ def _read_spec(args: argparse.Namespace) -> TrialSpec:
     return TrialSpec.model_validate(json.loads(text))
 
 
-def _report(result: TrialResult, output_dir: Path) -> None:
-    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+def _write(result: TrialResult, output_dir: Path) -> None:
+    (output_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _announce(result: TrialResult) -> None:
     termination_log = Path(os.environ.get("KUBENAS_TERMINATION_LOG", DEFAULT_TERMINATION_LOG))
     if termination_log.parent.is_dir() and os.access(termination_log.parent, os.W_OK):
         termination_log.write_text(result.to_termination_message())
     print(json.dumps(result.to_dict()), flush=True)
+
+
+def _report(result: TrialResult, output_dir: Path) -> None:
+    _write(result, output_dir)
+    _announce(result)
+
+
+def _resume_point(spec: TrialSpec, resume: bool, output_dir: Path) -> TrialSpec:
+    """With --resume: continue OUTPUT/checkpoint.pt, fetched from storage when only there (a pod
+    restarted on another node); neither: start afresh."""
+    checkpoint = output_dir / CHECKPOINT_FILE
+    if not resume or spec.resume_from is not None:
+        return spec
+    if not checkpoint.is_file() and spec.storage is not None:
+        from kubenas_trainer.storage import Retry, Store, deadline_seconds
+
+        stored = spec.storage.uri + CHECKPOINT_FILE
+        if Store(spec.storage).download(stored, checkpoint, Retry.within(deadline_seconds())):
+            print(f"fetched {stored}", flush=True)
+    return spec.model_copy(update={"resume_from": str(checkpoint)}) if checkpoint.is_file() else spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", help="trial spec JSON file (default: $KUBENAS_TRIAL_SPEC)")
     parser.add_argument("--output", default=os.environ.get("KUBENAS_OUTPUT_DIR", "kubenas-trial"))
     parser.add_argument(
-        "--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt if it exists"
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT/checkpoint.pt if it exists (else from the spec's storage)",
     )
     args = parser.parse_args(argv)
     output_dir = Path(args.output)
@@ -57,27 +90,51 @@ def main(argv: list[str] | None = None) -> int:
         name = os.environ.get("KUBENAS_TRIAL_NAME", "unknown")
         _report(TrialResult(name=name, phase="Failed", message=f"invalid trial spec: {error}"), output_dir)
         return 2
+    try:
+        spec = _resume_point(spec, args.resume, output_dir)
+    except Exception as error:  # storage still failing at its deadline: retraining would repeat epochs
+        _report(TrialResult(name=spec.name, phase="Failed", message=f"--resume: {error}"), output_dir)
+        return 1
 
-    checkpoint = output_dir / CHECKPOINT_FILE
-    if args.resume and spec.resume_from is None and checkpoint.is_file():
-        spec = spec.model_copy(update={"resume_from": str(checkpoint)})
+    return _run(spec, output_dir)
 
-    from kubenas_trainer.train import Interrupted, train  # torch only once the spec is known to be usable
+
+def _run(spec: TrialSpec, output_dir: Path) -> int:
+    """Train with the spec's channels beside training (live metrics, storage), report; the exit status."""
+    from kubenas_trainer.report import Pusher
+    from kubenas_trainer.storage import deadline_seconds
+    from kubenas_trainer.train import Interrupted, Observer, train  # torch only once the spec is usable
+    from kubenas_trainer.uploader import Uploader
 
     try:
-        result = train(spec, output_dir)
-    except UnusableSpec as error:
-        _report(
-            TrialResult(name=spec.name, phase="Failed", message=f"invalid trial spec: {error}"), output_dir
-        )
+        uploader = Uploader(spec.storage, output_dir) if spec.storage is not None else None
+    except ValueError as error:  # e.g. an endpoint that is no URL
+        _report(TrialResult(name=spec.name, phase="Failed", message=f"storage: {error}"), output_dir)
         return 2
+    pusher = Pusher(spec.report) if spec.report is not None else None
+    observers: list[Observer] = [o for o in (pusher, uploader) if o is not None]
+    status, upload_seconds = None, None
+    try:
+        result = train(spec, output_dir, observers=observers)
+    except UnusableSpec as error:
+        result = TrialResult(name=spec.name, phase="Failed", message=f"invalid trial spec: {error}")
+        status = 2
     except Interrupted as error:
-        _report(TrialResult(name=spec.name, phase="Failed", message=str(error)), output_dir)
-        return 143
+        result = TrialResult(name=spec.name, phase="Failed", message=str(error))
+        status, upload_seconds = 143, min(INTERRUPTED_UPLOAD_SECONDS, deadline_seconds())
     except Exception as error:  # the trial fails, the report must still go out
         traceback.print_exc()
         result = TrialResult(name=spec.name, phase="Failed", message=f"{type(error).__name__}: {error}")
-    _report(result, output_dir)
+    finally:
+        if pusher is not None:
+            pusher.close()
+    if uploader is not None:  # result.json last, after the rest of the run directory
+        result = uploader.finish(result, lambda written: _write(written, output_dir), upload_seconds)
+    else:
+        _write(result, output_dir)
+    _announce(result)
+    if status is not None:
+        return status
     return 0 if result.phase in ("Succeeded", "Paused") else 1
 
 

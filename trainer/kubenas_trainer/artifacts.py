@@ -73,7 +73,7 @@ def write_architecture(path: Path, spec: TrialSpec, split: Split, parameters: in
 
 
 class EventLog:
-    """TensorBoard event files under run_dir/tensorboard (scalars per epoch)."""
+    """TensorBoard event files under run_dir/tensorboard (scalars per epoch: train/, validation/, system/)."""
 
     def __init__(self, directory: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -83,6 +83,7 @@ class EventLog:
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             group = "train" if name.startswith("train") or name == "learningRate" else "validation"
+            group = "system" if name.startswith("gpu") else group
             self.writer.add_scalar(f"{group}/{name}", value, epoch)
         self.writer.flush()
 

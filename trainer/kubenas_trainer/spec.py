@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 from typing import Any, Final, Literal, Self
 
@@ -20,6 +21,12 @@ TRIAL_RESULT_VERSION: Final = "kubenas.dev/trial-result/v1"
 TERMINATION_MESSAGE_LIMIT = 4096
 # The trainer's checkpoint in its output directory: what --resume continues and startFrom names.
 CHECKPOINT_FILE: Final = "checkpoint.pt"
+# The result and the per-epoch metrics in the run directory (and under ArtifactStore.uri).
+RESULT_FILE: Final = "result.json"
+METRICS_FILE: Final = "metrics.jsonl"
+# Prometheus label names; a grouping label may not be one the trainer sets itself.
+LABEL_NAME: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED_LABELS: Final = frozenset({"job", "metric", "epoch"})
 
 
 class UnusableSpec(ValueError):
@@ -350,6 +357,56 @@ class ObjectiveRef(CamelModel):
     direction: Direction = Field(description="maximize or minimize.")
 
 
+class MetricsReport(CamelModel):
+    """Where the trainer pushes its per-epoch metrics (kubenas_trainer.report names them)."""
+
+    pushgateway: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Base URL of a Prometheus Pushgateway, e.g. http://pushgateway.monitoring:9091.",
+    )
+    labels: dict[str, str] = Field(
+        min_length=1,
+        description="The push's grouping key (the operator sends namespace, experiment and trial).",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name in labels:
+            if not LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"label {name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+                )
+            if name in RESERVED_LABELS:
+                raise ValueError(f"label {name!r} is set by the trainer; use another name")
+        return labels
+
+
+class ArtifactStore(CamelModel):
+    """S3-compatible object storage holding the trial's run directory. Credentials come only from the
+    environment (boto3's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...), never from the spec."""
+
+    uri: str = Field(
+        max_length=1024,
+        description="The trial's own prefix, s3://bucket/prefix/<namespace>/<experiment>/<trial>/ "
+        "(a trailing / is added).",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="An S3-compatible endpoint URL (default: boto3's chain, e.g. $AWS_ENDPOINT_URL).",
+    )
+    region: str | None = Field(default=None, description="The bucket's region (default: boto3's chain).")
+
+    @field_validator("uri")
+    @classmethod
+    def _s3_prefix(cls, uri: str) -> str:
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        if not uri.startswith("s3://") or not bucket:
+            raise ValueError(f"uri {uri!r} is not an s3://bucket/prefix/ URI")
+        return uri if uri.endswith("/") else uri + "/"
+
+
 class TrialSpec(CamelModel):
     """Input of one trial."""
 
@@ -365,13 +422,14 @@ class TrialSpec(CamelModel):
         default=None, description="Metric that picks the best epoch (default: validation loss)."
     )
     resume_from: str | None = Field(
-        default=None, description="This trial's own checkpoint file to continue from (same candidate)."
+        default=None,
+        description="This trial's own checkpoint to continue from (same candidate): a path or an s3:// URI.",
     )
     start_from: str | None = Field(
         default=None,
-        description="Another trial's checkpoint to start from (PBT exploit, MIHA clones): its weights, "
-        "its epoch count, and its optimizer state when the optimizer is the same. The candidate may "
-        "differ in hyperparameters and activations, not in the shape of its weights.",
+        description="Another trial's checkpoint to start from (PBT exploit, MIHA clones), a path or an "
+        "s3:// URI: its weights, its epoch count, and its optimizer state when the optimizer is the same. "
+        "The candidate may differ in hyperparameters and activations, not in the shape of its weights.",
     )
     stop_at_epoch: int | None = Field(
         default=None,
@@ -380,6 +438,14 @@ class TrialSpec(CamelModel):
         description="Pause after this many epochs in total (a rung, a segment): report phase Paused and "
         "keep the checkpoint, so a later run continues it. The learning-rate schedule still spans "
         "all epochs.",
+    )
+    report: MetricsReport | None = Field(
+        default=None, description="Push every epoch's metrics to a Prometheus Pushgateway (default off)."
+    )
+    storage: ArtifactStore | None = Field(
+        default=None,
+        description="Upload the run directory to object storage as the trial goes (default: local only); "
+        "--resume then continues the stored checkpoint when the output directory has none.",
     )
 
 
@@ -390,6 +456,8 @@ class TrialResult(CamelModel):
     is the state its checkpoint holds and a continuation starts from.
 
     Held-out test metrics stay apart in test_metrics, so no strategy can select on them.
+    With storage, `artifacts` names where the run directory went and metrics carry uploadedBytes (its
+    stored size, result.json aside).
     """
 
     api_version: Literal["kubenas.dev/trial-result/v1"] = TRIAL_RESULT_VERSION
@@ -409,6 +477,11 @@ class TrialResult(CamelModel):
         default=None,
         description="Fingerprint of the train/validation/test split the trial was trained and validated "
         "on: equal for every trial of an experiment.",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="The storage URI the run directory was uploaded to (None without storage, or when the "
+        "upload failed).",
     )
 
     def to_termination_message(self) -> str:

@@ -1,8 +1,9 @@
 """Train one candidate: epochs of mini-batch steps, validation after each, the best epoch kept.
 
-Per epoch: validation metrics to run_dir/metrics.jsonl, TensorBoard and the on_epoch hook, and a
-checkpoint (run_dir/checkpoint.pt). SIGTERM stops after the current step with a checkpoint that
-resumes mid-epoch (TrialSpec.resume_from). At the end the best epoch's weights are evaluated on the
+Per epoch: validation metrics (with GPU utilisation and power where the driver reports them) to
+run_dir/metrics.jsonl, TensorBoard and the on_epoch hook, and a checkpoint (run_dir/checkpoint.pt), after
+which observers (live metrics, uploads) are told. SIGTERM stops after the current step with a checkpoint
+that resumes mid-epoch (TrialSpec.resume_from). At the end the best epoch's weights are evaluated on the
 validation and test splits and saved with an exported model and the architecture.
 
 The data split is the experiment's (training.splitSeed), the trial's seed only initialises weights and
@@ -18,10 +19,11 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ from kubenas_trainer.models import build_model
 from kubenas_trainer.optim import clip_gradients, learning_rate, make_optimizer, set_learning_rate
 from kubenas_trainer.spec import (
     CLASSIFICATION_METRICS,
+    METRICS_FILE,
     REGRESSION_METRICS,
     Direction,
     ObjectiveRef,
@@ -83,7 +86,8 @@ def configure(spec: TrialSpec) -> None:
     if spec.training.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(spec.training.deterministic)
+    if spec.training.deterministic or torch.are_deterministic_algorithms_enabled():  # the call costs seconds
+        torch.use_deterministic_algorithms(spec.training.deterministic)
     threads = int(os.environ.get("KUBENAS_NUM_THREADS", "0"))
     if threads > 0:
         torch.set_num_threads(threads)
@@ -119,6 +123,17 @@ class TrainingState:
     order: Tensor | None = None  # this epoch's sample order, kept when stopped mid-epoch
     next_batch: int = 0
     partial_loss: float = 0.0  # sum of this epoch's batch losses so far
+    ended: dict[int, float] = field(default_factory=dict)  # unix time each epoch ended (when recorded)
+
+
+class Observer(Protocol):
+    """Follows training from beside it (report.Pusher, uploader.Uploader); each call returns at once."""
+
+    def started(self, progress: TrainingState) -> None:
+        """Training begins, after any resume or start from another trial's checkpoint."""
+
+    def saved(self, progress: TrainingState) -> None:
+        """An epoch ended and its checkpoint (and metrics.jsonl row) is written."""
 
 
 class Trial:
@@ -143,27 +158,35 @@ class Trial:
         self.checkpoint_path = output_dir / CHECKPOINT_FILE
         self.progress = TrainingState()
         if spec.resume_from:
-            self.resume(Path(spec.resume_from))
+            self.resume(spec.resume_from)
         elif spec.start_from:
-            self.start_from(Path(spec.start_from))
+            self.start_from(spec.start_from)
 
-    def resume(self, path: Path) -> None:
-        state = load_checkpoint(path, self.spec.candidate.key(), self.split.fingerprint)
+    def resume(self, location: str) -> None:
+        state = load_checkpoint(
+            location,
+            self.spec.candidate.key(),
+            self.split.fingerprint,
+            store=self.spec.storage,
+            scratch=self.output_dir,
+        )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["shuffle"])
         self.progress = TrainingState(**state["progress"])
-        print(f"resumed from {path} after epoch {self.progress.epoch}", flush=True)
+        print(f"resumed from {location} after epoch {self.progress.epoch}", flush=True)
 
-    def start_from(self, path: Path) -> None:
+    def start_from(self, location: str) -> None:
         """Begin from another trial's checkpoint: its weights, epochs and curve, with this trial's
         hyperparameters (the optimizer's moments carry over only when the optimizer is the same)."""
-        state = load_checkpoint(path, None, self.split.fingerprint, field="startFrom")
+        state = load_checkpoint(
+            location, None, self.split.fingerprint, "startFrom", self.spec.storage, scratch=self.output_dir
+        )
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:
-            raise UnusableSpec(f"startFrom: {path} holds weights of another shape: {error}") from error
+            raise UnusableSpec(f"startFrom: {location} holds weights of another shape: {error}") from error
         if state.get("optimizerName") == self.hp.optimizer.value:
             settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
             self.optimizer.load_state_dict(state["optimizer"])
@@ -175,8 +198,9 @@ class Trial:
             step=parent.epoch * self.steps_per_epoch,  # the schedule's position, in this batch size
             seconds=parent.seconds,
             history=list(parent.history),
+            ended=dict(parent.ended),
         )
-        print(f"started from {path} after epoch {parent.epoch}", flush=True)
+        print(f"started from {location} after epoch {parent.epoch}", flush=True)
 
     def checkpoint(self) -> None:
         save_checkpoint(
@@ -232,6 +256,7 @@ class Trial:
             "epochSeconds": seconds,
             "samplesPerSecond": min(n, (self.steps_per_epoch - first) * batch) / step_seconds,
             "trainingSeconds": progress.seconds,
+            **profiling.gpu_readings(self.device),
         }
 
     def end_epoch(self, metrics: dict[str, float]) -> bool:
@@ -247,6 +272,7 @@ class Trial:
         progress.epoch += 1
         progress.order, progress.next_batch, progress.partial_loss = None, 0, 0.0
         progress.history.append({"epoch": progress.epoch, **metrics})
+        progress.ended[progress.epoch] = time.time()
         patience = self.spec.training.early_stopping_patience
         return patience is not None and progress.stale >= patience
 
@@ -311,7 +337,11 @@ class Trial:
 
 
 def train(
-    spec: TrialSpec, output_dir: Path, on_epoch: EpochHook | None = None, stop: StopFlag | None = None
+    spec: TrialSpec,
+    output_dir: Path,
+    on_epoch: EpochHook | None = None,
+    stop: StopFlag | None = None,
+    observers: Sequence[Observer] = (),
 ) -> TrialResult:
     """Train spec's candidate into output_dir and report the best epoch's metrics."""
     trial = Trial(spec, output_dir)
@@ -319,9 +349,12 @@ def train(
     events = artifacts.EventLog(output_dir / "tensorboard")
     pause_at = min(trial.epochs, spec.stop_at_epoch or trial.epochs)
     stopping = False
-    with (output_dir / "metrics.jsonl").open("w") as log, contextlib.closing(events), stop.installed():
+    with (output_dir / METRICS_FILE).open("w") as log, contextlib.closing(events), stop.installed():
         for past in trial.progress.history:  # a resumed trial's file holds its whole curve
             log.write(json.dumps(past) + "\n")
+        log.flush()
+        for observer in observers:
+            observer.started(trial.progress)
         while trial.progress.epoch < pause_at:
             metrics = trial.train_epoch(stop)
             stopping = trial.end_epoch(metrics)
@@ -331,6 +364,8 @@ def train(
             if on_epoch is not None:
                 on_epoch(trial.progress.epoch, metrics)
             trial.checkpoint()
+            for observer in observers:
+                observer.saved(trial.progress)
             if stopping:
                 break
     if not stopping and pause_at <= trial.progress.epoch < trial.epochs:

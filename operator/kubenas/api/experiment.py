@@ -16,6 +16,7 @@ from kubenas_trainer.spec import (
 )
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from kubenas.api.outputs import MetricsSpec, StorageSpec
 from kubenas.api.space import SearchSpace
 
 GROUP = "kubenas.dev"
@@ -223,11 +224,19 @@ class NASExperimentSpec(CamelModel):
         default=EarlyStopping(),
         description=(
             "Stop poor trials early from their per-epoch metrics. median needs live per-epoch metrics: the "
-            "local runner has them; on a cluster they come with the metrics pipeline (not yet), so there it "
-            "waits. asha and hyperband pause trials at rungs and continue them from their checkpoints."
+            "local runner has them; on a cluster they come through spec.metrics (Pushgateway and "
+            "Prometheus), and without them the rule waits. asha and hyperband pause trials at rungs and "
+            "continue them from their checkpoints."
         ),
     )
     trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
+    metrics: MetricsSpec | None = Field(
+        default=None, description="Live per-epoch metrics (default: the operator's own, if it has one)."
+    )
+    storage: StorageSpec | None = Field(
+        default=None,
+        description="Object storage of trials' outputs (default: the operator's own, if it has one).",
+    )
 
     @model_validator(mode="after")
     def _objective_fits_the_task(self) -> Self:

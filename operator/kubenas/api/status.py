@@ -55,6 +55,12 @@ class BestTrial(CamelModel):
     candidate: Candidate
     metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics.")
     test_metrics: dict[str, float] = Field(default_factory=dict, description="Held-out test metrics.")
+    model_uri: str | None = Field(
+        default=None,
+        description="The trained model exported with torch.export (normalisation built in): "
+        "torch.export.load(path).module()(x).",
+    )
+    tensorboard_uri: str | None = Field(default=None, description="The trial's TensorBoard event files.")
 
 
 class ParetoMember(CamelModel):
@@ -118,6 +124,11 @@ class NASTrialStatus(CamelModel):
         default=None,
         description="Fingerprint of the train/validation/test split the trial was trained and validated on: "
         "the same for every trial of an experiment.",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="Where the trial's run directory is (s3:// with spec.storage, file:// locally): result, "
+        "metrics, checkpoint, model.pt2, tensorboard/.",
     )
     message: str = ""
     start_time: str | None = None

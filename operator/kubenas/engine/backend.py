@@ -14,7 +14,7 @@ from kubenas_trainer.spec import TrialSpec
 
 from kubenas.api.status import NASTrialSpec, NASTrialStatus
 from kubenas.engine.events import Event
-from kubenas.engine.observe import ObservedTrial
+from kubenas.engine.observe import Health, ObservedTrial
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Segment:
 
 
 class Backend(Protocol):
+    namespace: str  # where the experiment lives (a label of its trials' metrics and storage paths)
+
     def observe(self) -> list[ObservedTrial]:
         """Every trial of the experiment: its spec, recorded status, current segment, live metrics."""
 
@@ -55,3 +57,9 @@ class Backend(Protocol):
 
     def send(self, event: Event) -> None:
         """Deliver an event about the experiment's trial."""
+
+    def drop_live_metrics(self, name: str) -> None:
+        """The trial's segment ended: delete its live series (its status now holds its curve)."""
+
+    def health(self) -> list[Health]:
+        """How the channels the last observation used fared (metrics, storage); [] when none is used."""

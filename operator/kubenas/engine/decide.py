@@ -24,14 +24,16 @@ from kubenas.api.status import (
     TrialPhase,
     TrialSummary,
 )
+from kubenas.artifacts import MODEL_FILE, TENSORBOARD_DIR
 from kubenas.engine.conditions import set_condition
 from kubenas.engine.fidelity import Fidelity, curve_of
+from kubenas.engine.observe import HEALTH_TYPES, Health
 from kubenas.engine.records import TrialRecord, trial_name
 from kubenas.engine.reuse import ResultCache, warm_start
 from kubenas.engine.score import Basis, value
 from kubenas.schedulers import MedianStopping, Stop
 from kubenas.seeds import trial_seed
-from kubenas.strategies import make_strategy
+from kubenas.strategies import Strategy, make_strategy
 from kubenas.strategies.base import Proposal
 
 RECENT_TRIALS = 10
@@ -136,6 +138,8 @@ def best_trial(spec: NASExperimentSpec, trials: Sequence[TrialRecord]) -> BestTr
         candidate=trial.candidate,
         metrics=trial.metrics,
         test_metrics=trial.test_metrics,
+        model_uri=f"{trial.artifacts}{MODEL_FILE}" if trial.artifacts else None,
+        tensorboard_uri=f"{trial.artifacts}{TENSORBOARD_DIR}" if trial.artifacts else None,
     )
 
 
@@ -247,13 +251,17 @@ def decide(
     generation: int | None,
     now: str,
     warm: Sequence[TrialRecord] = (),
+    health: Sequence[Health] = (),
+    strategy: Strategy | None = None,
 ) -> Plan:
     """Decide the next actions and the resulting status. Raises SpecError for a bad strategy setup.
 
     `warm` holds the trials of spec.strategy.warmStartFrom's experiment: the strategy learns from them,
     but they are not this experiment's trials (no budget, no status, no reuse of their results).
+    `health` says how the channels the observation used fared; each becomes a condition. `strategy` is
+    the spec's (made here when not given).
     """
-    strategy = make_strategy(spec)
+    strategy = strategy or make_strategy(spec)
     fidelity = Fidelity(spec)
     counts = count_trials(trials)
     best = best_trial(spec, trials)
@@ -301,6 +309,7 @@ def decide(
     else:
         stop = early_stops(spec, trials)
     status = _status(spec, trials, counts, best, previous, generation, now, outcome, launch, reuse, wait)
+    status = status.model_copy(update={"conditions": _health(status.conditions, health, generation, now)})
     front = strategy.pareto_front(trials)
     if front is not None:
         members = [ParetoMember(trial=t.name, metrics=t.metrics) for t in front]
@@ -413,6 +422,7 @@ def _reused_status(spec: NASExperimentSpec, source: TrialRecord, now: str) -> NA
         epochs=source.epochs,
         curve=list(source.curve),
         split_fingerprint=source.split_fingerprint,
+        artifacts=source.artifacts,
         message=f"reused the result of {source.name} (same candidate)",
         start_time=now,
         completion_time=now,
@@ -446,6 +456,17 @@ def _conditions(
     done, other = ("Succeeded", "Failed") if phase is ExperimentPhase.SUCCEEDED else ("Failed", "Succeeded")
     conditions = [c for c in conditions if c.type != other]
     return set_condition(conditions, done, True, reason, message, generation, now)
+
+
+def _health(
+    conditions: Sequence[Condition], health: Sequence[Health], generation: int | None, now: str
+) -> list[Condition]:
+    """A condition per channel in use; one no longer in use loses its condition."""
+    reported = {h.type for h in health}
+    out = [c for c in conditions if c.type not in HEALTH_TYPES or c.type in reported]
+    for h in health:
+        out = set_condition(out, h.type, h.ok, h.reason, h.message, generation, now)
+    return out
 
 
 def invalid_spec_status(

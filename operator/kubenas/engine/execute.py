@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kubenas_trainer.spec import TrialSpec
+from kubenas_trainer.spec import CHECKPOINT_FILE, ArtifactStore, MetricsReport, TrialSpec
 
 from kubenas.api.experiment import MetricGoal, NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
@@ -19,6 +19,7 @@ from kubenas.engine.decide import Plan, TrialLaunch
 from kubenas.engine.events import Event, describe
 from kubenas.engine.observe import Observation
 from kubenas.engine.records import TrialRecord
+from kubenas.metrics.live import trial_labels
 
 
 def execute(plan: Plan, backend: Backend, spec: NASExperimentSpec, seen: Observation, now: str) -> None:
@@ -60,11 +61,17 @@ def _launch(
         )
     parent = records.get(trial.start_from) if trial.start_from else None
     inherited = (parent.epochs or 0) if parent is not None else 0
-    start_from = backend.checkpoint_location(trial.start_from) if trial.start_from else None
+    start_from = None
+    if trial.start_from is not None:
+        start_from = (
+            spec.storage.trial_uri(backend.namespace, trial.experiment, trial.start_from) + CHECKPOINT_FILE
+            if spec.storage is not None
+            else backend.checkpoint_location(trial.start_from)
+        )
     segment = Segment(
         trial=launch.name,
         index=trial.index,
-        input=trainer_input(launch.name, trial, spec, launch.stop_at, start_from),
+        input=trainer_input(launch.name, trial, spec, launch.stop_at, start_from, backend.namespace),
         resumes_after=own,
         starts_after=own or inherited,
     )
@@ -82,10 +89,23 @@ def _launch(
 
 
 def trainer_input(
-    name: str, trial: NASTrialSpec, spec: NASExperimentSpec, stop_at: int | None, start_from: str | None
+    name: str,
+    trial: NASTrialSpec,
+    spec: NASExperimentSpec,
+    stop_at: int | None,
+    start_from: str | None,
+    namespace: str,
 ) -> TrialSpec:
     """The trainer's input for one segment: the objective picks its best epoch and drives its early
-    stopping; `start_from` is the checkpoint trial.startFrom names, `stop_at` where it pauses."""
+    stopping; `start_from` is the checkpoint trial.startFrom names, `stop_at` where it pauses. With
+    spec.metrics it pushes every epoch's metrics; with spec.storage it uploads its run directory."""
+    report = storage = None
+    if spec.metrics is not None:
+        labels = trial_labels(namespace, trial.experiment, name)
+        report = MetricsReport(pushgateway=spec.metrics.pushgateway, labels=labels)
+    if spec.storage is not None:
+        uri = spec.storage.trial_uri(namespace, trial.experiment, name)
+        storage = ArtifactStore(uri=uri, endpoint=spec.storage.endpoint, region=spec.storage.region)
     return TrialSpec(
         name=name,
         candidate=trial.candidate,
@@ -94,6 +114,8 @@ def trainer_input(
         objective=spec.objective.ref(),
         stop_at_epoch=stop_at,
         start_from=start_from,
+        report=report,
+        storage=storage,
     )
 
 
@@ -114,6 +136,7 @@ def stopped_status(trial: TrialRecord, reason: str, objective: MetricGoal, now: 
         epochs=epochs,
         curve=curve,
         split_fingerprint=trial.split_fingerprint,
+        artifacts=trial.artifacts,
         message=reason,
         start_time=trial.start_time,
         completion_time=now,
@@ -129,6 +152,7 @@ def reopened_status(trial: TrialRecord, message: str) -> NASTrialStatus:
         epochs=trial.epochs,
         curve=list(trial.curve),
         split_fingerprint=trial.split_fingerprint,
+        artifacts=trial.artifacts,
         message=message,
         start_time=trial.start_time,
     )

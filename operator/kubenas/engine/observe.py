@@ -8,13 +8,15 @@ recorded epochs; advance() turns that into the trial's status. The rules live he
 - a result is never replaced by an older segment's (fewer epochs than recorded);
 - a running trial whose segment vanished (Job deleted, runner restarted) is pending again and is
   relaunched, resuming its checkpoint;
-- a status is written, and an event sent, only on a real transition.
+- a running trial's curve grows with its live per-epoch metrics, where the backend observes them;
+- a status is written, and an event sent, only on a real change;
+- once a segment ended, the trial's live metrics are dropped (its status holds its curve).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -46,10 +48,24 @@ class SegmentView:
     ref: str = ""
     result: TrialResult | None = None
     start_time: str | None = None
+    end_time: str | None = None
 
     @property
     def active(self) -> bool:
         return self.state in (SegmentState.PENDING, SegmentState.RUNNING)
+
+
+HEALTH_TYPES = ("MetricsAvailable", "StorageAvailable")
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether a channel the experiment relies on works (a condition of the experiment's status)."""
+
+    type: str  # one of HEALTH_TYPES
+    ok: bool
+    reason: str
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,13 +106,20 @@ def status_from_result(
         epochs=result.epochs,
         curve=result.curve,
         split_fingerprint=result.split_fingerprint,
+        artifacts=result.artifacts,
         message=message,
         start_time=start_time,
         completion_time=now,
     )
 
 
-def advance(status: NASTrialStatus, segment: SegmentView, objective_metric: str, now: str) -> NASTrialStatus:
+def advance(
+    status: NASTrialStatus,
+    segment: SegmentView,
+    objective_metric: str,
+    now: str,
+    epoch_metrics: Sequence[Mapping[str, float]] = (),
+) -> NASTrialStatus:
     """The trial's status after what its current segment shows (equal to `status` when nothing changed)."""
     if status.phase.finished or status.phase is TrialPhase.PAUSED:
         return status
@@ -111,7 +134,11 @@ def advance(status: NASTrialStatus, segment: SegmentView, objective_metric: str,
     if segment.active:
         phase = TrialPhase.RUNNING if segment.state is SegmentState.RUNNING else TrialPhase.PENDING
         start = status.start_time or segment.start_time or (now if phase is TrialPhase.RUNNING else None)
-        return status.model_copy(update={"phase": phase, "start_time": start})
+        update: dict[str, object] = {"phase": phase, "start_time": start}
+        live = [row[objective_metric] for row in epoch_metrics if objective_metric in row]
+        if len(live) > len(status.curve):
+            update["curve"] = live
+        return status.model_copy(update=update)
     if status.phase is TrialPhase.RUNNING:
         return status.model_copy(
             update={
@@ -146,6 +173,7 @@ class Observation:
 
     records: list[TrialRecord]
     segments: Mapping[str, SegmentView]
+    health: Sequence[Health] = ()
 
 
 def observe(backend: Backend, spec: NASExperimentSpec, now: str) -> Observation:
@@ -157,15 +185,17 @@ def observe(backend: Backend, spec: NASExperimentSpec, now: str) -> Observation:
     metric = spec.objective.metric
     records, segments = [], {}
     for trial in backend.observe():
-        status = advance(trial.status, trial.segment, metric, now)
+        status = advance(trial.status, trial.segment, metric, now, trial.epoch_metrics)
         if status != trial.status:
             backend.write_status(trial.name, status)
             event = transition_event(trial.name, trial.status, status, metric)
             if event is not None:
                 backend.send(event)
+            if status.phase not in (TrialPhase.PENDING, TrialPhase.RUNNING):
+                backend.drop_live_metrics(trial.name)
         if status.phase.finished and trial.segment.active:
             backend.stop_segment(trial.name, trial.segment.ref)
         launched = trial.segment.state is not SegmentState.ABSENT or status.phase is not TrialPhase.PENDING
         records.append(record(trial.spec, status, trial.name, launched, trial.epoch_metrics))
         segments[trial.name] = trial.segment
-    return Observation(records, segments)
+    return Observation(records, segments, backend.health())

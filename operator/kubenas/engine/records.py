@@ -39,6 +39,8 @@ class TrialRecord:
     start_time: str | None = None
     # Which train/validation/test split it was trained and validated on (the trainer's fingerprint).
     split_fingerprint: str | None = None
+    # Where its run directory is (object storage or a local path), once it reported.
+    artifacts: str | None = None
 
 
 def record(
@@ -66,4 +68,5 @@ def record(
         note=spec.note,
         start_time=status.start_time,
         split_fingerprint=status.split_fingerprint,
+        artifacts=status.artifacts,
     )

@@ -2,25 +2,31 @@
 
 A thin adapter of engine.backend.Backend over KubeApi; every call is idempotent (deterministic names,
 409 on create and 404 on delete are success), so a pass interrupted anywhere is completed by the next.
+With spec.metrics it reads running trials' per-epoch metrics from Prometheus; with spec.storage it
+reads a trial's result.json from object storage when the pod's termination message cannot say all.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from kubenas_trainer.spec import CHECKPOINT_FILE
 
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.artifacts import StorageUnavailable, read_result
 from kubenas.engine.backend import Segment
 from kubenas.engine.events import Event
-from kubenas.engine.observe import ObservedTrial, SegmentView
+from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView
 from kubenas.k8s.client import KubeApi
 from kubenas.k8s.labels import TRIAL_LABEL
 from kubenas.k8s.objects import job_name, nastrial, trial_job, trial_output
 from kubenas.k8s.observe import job_ended, segment_view
+from kubenas.metrics import operator as metrics
+from kubenas.metrics.live import LiveEpochs, MetricsUnavailable, forget, read_epochs, trial_labels
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
@@ -44,8 +50,11 @@ class KubernetesBackend:
         self.spec = spec
         self.event = event
         self._uids: dict[str, str] = {}  # NASTrial name -> uid, the owner of its Jobs
+        self._health: list[Health] = []
 
     def observe(self) -> list[ObservedTrial]:
+        self._health = []
+        live = self._live_epochs()
         jobs = self.api.list_jobs(self.namespace, self.experiment)
         pods_by_job: dict[str, list[Obj]] = {}
         for pod in self.api.list_pods(self.namespace, self.experiment):
@@ -62,8 +71,25 @@ class KubernetesBackend:
                 log.warning("ignoring malformed NASTrial %s/%s: %s", self.namespace, name, error)
                 continue
             self._uids[name] = trial["metadata"]["uid"]
-            out.append(ObservedTrial(name, spec, status, self._segment(name, status, by_name, pods_by_job)))
+            segment = self._segment(name, status, by_name, pods_by_job)
+            rows = live.rows.get(name, ())
+            metrics.saw_epochs(self.namespace, self.experiment, name, live.ended.get(name, {}))
+            out.append(ObservedTrial(name, spec, status, segment, rows))
         return out
+
+    def _live_epochs(self) -> LiveEpochs:
+        """Running trials' epochs from Prometheus; none (and a False MetricsAvailable) if it cannot say."""
+        if self.spec.metrics is None or self.spec.metrics.prometheus is None:
+            return LiveEpochs()
+        try:
+            live = read_epochs(self.spec.metrics.prometheus, self.namespace, self.experiment)
+        except MetricsUnavailable as error:
+            metrics.error("PrometheusUnreachable")
+            message = f"{error}; decisions that need live metrics (the median rule) wait"
+            self._health.append(Health("MetricsAvailable", False, "PrometheusUnreachable", message))
+            return LiveEpochs()
+        self._health.append(Health("MetricsAvailable", True, "PrometheusAnswers"))
+        return live
 
     def _segment(
         self, name: str, status: NASTrialStatus, jobs: Mapping[str, Obj], pods: Mapping[str, list[Obj]]
@@ -72,11 +98,37 @@ class KubernetesBackend:
         Between segments (paused) or after the end, only a Job still running counts (to be stopped)."""
         if status.phase in (TrialPhase.PENDING, TrialPhase.RUNNING):
             segment = job_name(name, status.epochs)
-            return segment_view(name, jobs.get(segment), pods.get(segment, []))
+            view = segment_view(name, jobs.get(segment), pods.get(segment, []))
+            if view.state is SegmentState.ENDED and view.end_time:
+                ended = datetime.fromisoformat(view.end_time).timestamp()
+                metrics.segment_ended(self.namespace, self.experiment, view.ref, ended)
+            return self._complete(name, status, view)
         for job in jobs.values():
             if job["metadata"].get("labels", {}).get(TRIAL_LABEL) == name and not job_ended(job):
                 return segment_view(name, job, pods.get(job["metadata"]["name"], []))
         return SegmentView()
+
+    def _complete(self, name: str, status: NASTrialStatus, view: SegmentView) -> SegmentView:
+        """An ended segment whose termination message could not say all (it failed to parse, or its
+        curve did not fit in 4 KiB) takes the result.json the trainer uploaded, when that is this
+        segment's (it trained past the recorded epochs). Storage down: the segment's end waits."""
+        result = view.result
+        storage = self.spec.storage
+        if view.state is not SegmentState.ENDED or result is None or storage is None:
+            return view
+        if result.phase != "Failed" and (result.curve or not result.epochs):
+            return view
+        uri = storage.trial_uri(self.namespace, self.experiment, name)
+        try:
+            stored = read_result(storage, uri)
+        except StorageUnavailable as error:
+            metrics.error("StorageUnreachable")
+            message = f"{error}; {name}'s result waits"
+            self._health.append(Health("StorageAvailable", False, "StorageUnreachable", message))
+            return SegmentView(SegmentState.RUNNING, view.ref, start_time=view.start_time)
+        if stored is not None and stored.epochs > (status.epochs or 0):
+            return SegmentView(view.state, view.ref, stored, view.start_time, view.end_time)
+        return view
 
     def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
         created = self.api.create_trial(self.namespace, nastrial(name, self.namespace, self.uid, spec))
@@ -96,8 +148,10 @@ class KubernetesBackend:
             self.experiment,
             self.spec.trial_template,
             segment=job_name(segment.trial, segment.resumes_after),
+            storage=self.spec.storage,
         )
-        self.api.create_job(self.namespace, job)
+        if self.api.create_job(self.namespace, job):
+            metrics.job_created(self.namespace, self.experiment)
 
     def stop_segment(self, name: str, ref: str) -> None:
         if ref:
@@ -109,3 +163,10 @@ class KubernetesBackend:
     def send(self, event: Event) -> None:
         message = f"{event.trial}: {' / '.join(event.message.splitlines())}"
         self.event(event.type, event.reason, message[:EVENT_MESSAGE_LIMIT])
+
+    def drop_live_metrics(self, name: str) -> None:
+        if self.spec.metrics is not None:
+            forget(self.spec.metrics.pushgateway, trial_labels(self.namespace, self.experiment, name))
+
+    def health(self) -> list[Health]:
+        return list(self._health)

@@ -54,12 +54,15 @@ class KubeApi:
                 Obj, self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "nastrials", name)
             )
 
-    def create_job(self, namespace: str, body: Obj) -> None:
+    def create_job(self, namespace: str, body: Obj) -> bool:
+        """Create the Job; False if one of that name exists already."""
         try:
             self.batch.create_namespaced_job(namespace, cast(Any, body))
         except ApiException as error:
             if error.status != 409:
                 raise
+            return False
+        return True
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:

@@ -13,8 +13,10 @@ from kubernetes.client.exceptions import ApiException
 
 from kubenas.api.experiment import GROUP, VERSION
 from kubenas.k8s.client import KubeApi
+from kubenas.k8s.defaults import OperatorDefaults
 from kubenas.k8s.labels import EXPERIMENT_LABEL
 from kubenas.k8s.reconcile import Reconciler
+from kubenas.metrics import operator as metrics
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = (GROUP, VERSION, "nasexperiments")
@@ -24,8 +26,9 @@ FINISHED = ("Succeeded", "Failed")
 class Handlers:
     """Handlers bound to one API client; reconciles of one experiment never overlap."""
 
-    def __init__(self, api: KubeApi):
+    def __init__(self, api: KubeApi, defaults: OperatorDefaults | None = None):
         self.api = api
+        self.defaults = defaults or OperatorDefaults()
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
     def reconcile(self, body: Mapping[str, Any]) -> None:
@@ -41,8 +44,9 @@ class Handlers:
                 kopf.event(cast(kopf.Body, fresh), type=type_, reason=reason, message=message[:1000])
 
             try:
-                Reconciler(self.api, event).reconcile(fresh)
+                Reconciler(self.api, event, self.defaults).reconcile(fresh)
             except ApiException as error:
+                metrics.error(f"ApiError{error.status}")
                 raise kopf.TemporaryError(f"API error {error.status}: {error.reason}", delay=3) from error
 
     def on_experiment(self, body: kopf.Body, **_: Any) -> None:
@@ -60,8 +64,10 @@ def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     return status.get("phase") not in FINISHED
 
 
-def register(registry: kopf.OperatorRegistry, api: KubeApi, interval: float) -> Handlers:
-    handlers = Handlers(api)
+def register(
+    registry: kopf.OperatorRegistry, api: KubeApi, interval: float, defaults: OperatorDefaults | None = None
+) -> Handlers:
+    handlers = Handlers(api, defaults)
     kopf.on.resume(*EXPERIMENTS, registry=registry)(handlers.on_experiment)
     kopf.on.create(*EXPERIMENTS, registry=registry)(handlers.on_experiment)
     kopf.on.update(*EXPERIMENTS, field="spec", registry=registry)(handlers.on_experiment)

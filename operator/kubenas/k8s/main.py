@@ -8,6 +8,7 @@ import kopf
 
 from kubenas.api.experiment import GROUP
 from kubenas.k8s.client import KubeApi, load_config
+from kubenas.k8s.defaults import OperatorDefaults
 from kubenas.k8s.handlers import register
 
 
@@ -24,17 +25,28 @@ def settings() -> kopf.OperatorSettings:
     return s
 
 
-def run_operator(namespaces: list[str], interval: float, verbose: bool, liveness: str | None = None) -> int:
+def run_operator(
+    namespaces: list[str],
+    interval: float,
+    verbose: bool,
+    liveness: str | None = None,
+    metrics_port: int | None = None,
+    defaults: OperatorDefaults | None = None,
+) -> int:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)  # /metrics: kubenas.metrics.operator's collectors
     load_config()
     registry = kopf.OperatorRegistry()
     # A fresh registry has none of kopf's default login handlers: log in as the kubernetes client does
     # (in-cluster service account, else $KUBECONFIG).
     kopf.on.login(registry=registry)(kopf.login_via_client)
-    register(registry, KubeApi(), interval)
+    register(registry, KubeApi(), interval, defaults)
     kopf.run(
         registry=registry,
         settings=settings(),

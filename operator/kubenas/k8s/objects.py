@@ -7,6 +7,7 @@ from typing import Any
 from kubenas_trainer.spec import TrialSpec
 
 from kubenas.api.experiment import API_VERSION, TrialTemplate
+from kubenas.api.outputs import StorageSpec
 from kubenas.api.status import NASTrialSpec
 from kubenas.k8s.labels import EXPERIMENT_LABEL, INDEX_LABEL, MANAGED_BY, TRAINER_CONTAINER, TRIAL_LABEL
 
@@ -66,10 +67,11 @@ def trial_job(
     experiment: str,
     template: TrialTemplate,
     segment: str | None = None,
+    storage: StorageSpec | None = None,
 ) -> dict[str, Any]:
     """The Job that trains one trial (or one segment of it, named `segment`); its pod reports the
-    result as its termination message. With a checkpoint volume the trainer writes there and
-    resumes its own checkpoint when one exists."""
+    result as its termination message. The trainer resumes its own checkpoint when one exists: on the
+    checkpoint volume, or in object storage (whose credentials come from storage.secretName)."""
     labels = trial_labels(experiment, name, index)
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
@@ -95,6 +97,10 @@ def trial_job(
         container["args"] = ["--output", trial_output(namespace, experiment, name), "--resume"]
         container["volumeMounts"] = [{"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT}]
         pod_spec["volumes"] = [{"name": CHECKPOINT_VOLUME, **template.checkpoint_volume}]
+    elif storage is not None:
+        container["args"] = ["--resume"]  # from storage: the trial spec names where
+    if storage is not None and storage.secret_name:
+        container["envFrom"] = [{"secretRef": {"name": storage.secret_name}}]
     if template.node_selector:
         pod_spec["nodeSelector"] = dict(template.node_selector)
     if template.tolerations:

@@ -43,10 +43,14 @@ def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentVie
     ref = job["metadata"]["name"]
     start = job.get("status", {}).get("startTime")
     failed = _condition(job, "Failed")
-    if _condition(job, "Complete") or failed:
+    complete = _condition(job, "Complete")
+    if complete or failed:
         message = _termination_message(pods)
         if not message and failed is not None:
             message = f"Job failed: {failed.get('reason', '')}: {failed.get('message', '')}"
-        return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start)
+        ended = job.get("status", {}).get("completionTime") or (complete or failed or {}).get(
+            "lastTransitionTime"
+        )
+        return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start, ended)
     running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
     return SegmentView(SegmentState.RUNNING if running else SegmentState.PENDING, ref, start_time=start)

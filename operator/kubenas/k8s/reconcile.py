@@ -7,7 +7,7 @@ deterministic names, so a pass interrupted anywhere (operator killed) is complet
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from kubenas.engine.observe import observe
 from kubenas.engine.records import TrialRecord, record
 from kubenas.k8s.backend import EventSink, KubernetesBackend, status_patch
 from kubenas.k8s.client import KubeApi
+from kubenas.k8s.defaults import OperatorDefaults
+from kubenas.metrics import operator as metrics
 from kubenas.strategies import Strategy, make_strategy
 
 Obj = Mapping[str, Any]
@@ -33,22 +35,41 @@ def now_iso() -> str:
 class Reconciler:
     api: KubeApi
     event: EventSink
+    defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
 
     def reconcile(self, body: Obj) -> NASExperimentStatus:
+        with metrics.RECONCILE.time():
+            return self._reconcile(body)
+
+    def _reconcile(self, body: Obj) -> NASExperimentStatus:
         meta = body["metadata"]
         namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
         previous = _previous_status(body)
         try:
-            spec = parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec")
-            check_cluster_spec(spec, make_strategy(spec))
+            spec = self.defaults.apply(parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec"))
+            strategy = make_strategy(spec)
+            check_cluster_spec(spec, strategy)
             warm = self._warm_trials(namespace, spec)
         except SpecError as error:
+            metrics.error("InvalidSpec")
             return self._invalid(body, error, previous)
+        strategy.propose = metrics.timed(strategy.name, strategy.propose)  # type: ignore[method-assign]
         backend = KubernetesBackend(self.api, body, spec, self.event)
         now = now_iso()
         seen = observe(backend, spec, now)
-        plan = decide(name, spec, seen.records, previous, generation, now, warm=warm)
+        plan = decide(
+            name,
+            spec,
+            seen.records,
+            previous,
+            generation,
+            now,
+            warm=warm,
+            health=seen.health,
+            strategy=strategy,
+        )
         execute(plan, backend, spec, seen, now)
+        metrics.experiment_status(namespace, name, spec.objective.metric, plan.status)
         if plan.status.phase != previous.phase and plan.finished:
             reason = plan.status.conditions[-1].reason
             kind = "Normal" if plan.status.phase == "Succeeded" else "Warning"
@@ -88,8 +109,9 @@ class Reconciler:
 
 
 def check_cluster_spec(spec: NASExperimentSpec, strategy: Strategy) -> None:
-    """What a cluster needs beyond the local runner: a volume for checkpoints that outlive a Job."""
-    if spec.trial_template.checkpoint_volume is not None:
+    """What a cluster needs beyond the local runner: somewhere checkpoints outlive a Job (object
+    storage or a checkpoint volume), when trials continue others' checkpoints."""
+    if spec.trial_template.checkpoint_volume is not None or spec.storage is not None:
         return
     needs = None
     if spec.early_stopping.rule in ("asha", "hyperband"):
@@ -99,8 +121,9 @@ def check_cluster_spec(spec: NASExperimentSpec, strategy: Strategy) -> None:
     if needs:
         raise SpecError(
             [
-                f"spec.trialTemplate.checkpointVolume: required on a cluster with {needs}: a continued trial "
-                "reads the checkpoint an earlier Job wrote (e.g. a ReadWriteMany persistentVolumeClaim)"
+                f"spec.storage: required on a cluster with {needs} (or spec.trialTemplate.checkpointVolume): "
+                "a continued trial reads the checkpoint an earlier Job wrote; name a bucket, or a "
+                "ReadWriteMany volume"
             ]
         )
 

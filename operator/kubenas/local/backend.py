@@ -1,4 +1,9 @@
-"""The local backend: trials live in a run directory, each segment of a trial is one process."""
+"""The local backend: trials live in a run directory, each segment of a trial is one process.
+
+Per-epoch metrics are read from each trial's metrics.jsonl as the trainer writes it. With
+spec.metrics the trainers also push them (for dashboards), and with spec.storage they upload their
+run directories, exactly as on a cluster.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ from datetime import UTC, datetime
 
 from kubenas_trainer.spec import CHECKPOINT_FILE, TrialResult
 
+from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus
 from kubenas.engine.backend import Segment
 from kubenas.engine.events import Event
-from kubenas.engine.observe import ObservedTrial, SegmentState, SegmentView, parse_result
+from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView, parse_result
 from kubenas.local.console import Console
 from kubenas.local.launcher import Exit, LocalLauncher
 from kubenas.local.store import RunStore
+from kubenas.metrics.live import forget, trial_labels
 
 RESULT_FILE = "result.json"
 LOG_FILE = "trainer.log"
@@ -23,10 +30,21 @@ def now_iso() -> str:
 
 
 class LocalBackend:
-    def __init__(self, store: RunStore, launcher: LocalLauncher, console: Console) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        launcher: LocalLauncher,
+        console: Console,
+        spec: NASExperimentSpec,
+        experiment: str,
+        namespace: str = "default",
+    ) -> None:
         self.store = store
         self.launcher = launcher
         self.console = console
+        self.spec = spec
+        self.experiment = experiment
+        self.namespace = namespace
         self._exits: dict[str, Exit] = {}  # processes that ended since the last observation
         self._started: dict[str, str] = {}
 
@@ -58,7 +76,10 @@ class LocalBackend:
             log = workdir / LOG_FILE
             tail = log.read_text()[-2000:] if log.exists() else ""
             text = f"trainer exited with code {exit_.returncode} without a result: {tail}"
-        return parse_result(text, exit_.name)
+        result = parse_result(text, exit_.name)
+        if result.artifacts is None and result.phase != "Failed":  # no storage: the run directory
+            result = result.model_copy(update={"artifacts": workdir.resolve().as_uri() + "/"})
+        return result
 
     def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
         return self.store.create_trial(name, spec)
@@ -83,6 +104,13 @@ class LocalBackend:
 
     def send(self, event: Event) -> None:
         self.console.event(event)
+
+    def drop_live_metrics(self, name: str) -> None:
+        if self.spec.metrics is not None:
+            forget(self.spec.metrics.pushgateway, trial_labels(self.namespace, self.experiment, name))
+
+    def health(self) -> list[Health]:
+        return []  # metrics and results are read from the run directory
 
     def show_epochs(self) -> None:
         """Print the epochs the running trials' trainers have written since the last call."""

@@ -31,7 +31,8 @@ class LocalRun:
         self.warm = warm_trials(output, self.spec.strategy.warm_start_from)
         self.launcher = LocalLauncher(self.spec.budget.parallel_trials)
         self.console = console or Console(self.spec.objective.metric, self.spec.training.epochs)
-        self.backend = LocalBackend(self.store, self.launcher, self.console)
+        namespace = experiment.metadata.namespace or "default"
+        self.backend = LocalBackend(self.store, self.launcher, self.console, self.spec, self.name, namespace)
 
     def run(self) -> NASExperimentStatus:
         self.store.save_manifest(self.experiment)

@@ -1,0 +1,1 @@
+"""Metrics: trials' live per-epoch metrics (Pushgateway in, Prometheus out) and the operator's own."""
