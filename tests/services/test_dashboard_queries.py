@@ -71,6 +71,10 @@ class OperatorMetrics:
             "kubenas_experiment_best_objective", "", ["namespace", "experiment", "metric"], registry=registry
         )
         best.labels(NAMESPACE, EXPERIMENT, "accuracy").set(0.9)
+        objective = Gauge(
+            "kubenas_experiment_objective", "", ["namespace", "experiment", "metric"], registry=registry
+        )
+        objective.labels(NAMESPACE, EXPERIMENT, "accuracy").set(1)
         self.jobs = Counter("kubenas_jobs_created_total", "", registry=registry)
         self.errors = Counter("kubenas_errors_total", "", ["reason"], registry=registry)
         self.ask = Histogram("kubenas_strategy_ask_duration_seconds", "", ["strategy"], registry=registry)

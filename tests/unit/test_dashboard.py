@@ -28,6 +28,7 @@ TRIAL_METRICS = {
 OPERATOR_METRICS = {
     "kubenas_experiment_trials",
     "kubenas_experiment_best_objective",
+    "kubenas_experiment_objective",
     "kubenas_jobs_created_total",
     "kubenas_errors_total",
     "up",
@@ -117,7 +118,14 @@ def test_panel_queries_only_the_contract(title: str) -> None:
         assert names, f"{title}: no metric in {expr!r}"
         assert all(known(name) for name in names), f"{title}: unknown metric in {sorted(names)}"
         assert set(re.findall(r'\bmetric="(\w+)"', expr)) <= TRIAL_METRIC_LABELS
-        if names & (TRIAL_METRICS | {"kubenas_experiment_trials", "kubenas_experiment_best_objective"}):
+        if names & (
+            TRIAL_METRICS
+            | {
+                "kubenas_experiment_trials",
+                "kubenas_experiment_best_objective",
+                "kubenas_experiment_objective",
+            }
+        ):
             # An experiment's own series follow the dashboard's selection.
             assert expr.count('namespace=~"$namespace"') == expr.count('experiment=~"$experiment"') >= 1
 

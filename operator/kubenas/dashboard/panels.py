@@ -14,7 +14,8 @@ from typing import Literal
 
 OPERATOR_JOB = "kubenas-operator"  # the scrape job of the operator's /metrics
 EXPERIMENT = 'namespace=~"$namespace", experiment=~"$experiment"'  # the variables as a label filter
-BEST = f"kubenas_experiment_best_objective{{{EXPERIMENT}}}"  # metric: the experiment's objective
+BEST = f"kubenas_experiment_best_objective{{{EXPERIMENT}}}"
+OBJECTIVE = f"kubenas_experiment_objective{{{EXPERIMENT}}}"  # 1, labelled with the objective's metric
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,11 @@ TRIALS_ROW = Row(
     (
         Panel(
             "Objective by trial",
-            "Each running trial's objective metric after its latest epoch. The objective is the metric "
-            "of the experiment's best objective, so this fills once a first trial has succeeded.",
+            "Each running trial's objective metric after its latest epoch.",
             (
                 Target(
-                    f"kubenas_trial_latest{{{EXPERIMENT}}} and on (namespace, experiment, metric) {BEST}",
+                    f"kubenas_trial_latest{{{EXPERIMENT}}}"
+                    f" and on (namespace, experiment, metric) {OBJECTIVE}",
                     "{{trial}}",
                 ),
             ),

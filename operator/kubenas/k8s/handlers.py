@@ -46,7 +46,7 @@ class Handlers:
             try:
                 Reconciler(self.api, event, self.defaults).reconcile(fresh)
             except ApiException as error:
-                metrics.error(f"ApiError{error.status}")
+                metrics.error("ApiError")
                 raise kopf.TemporaryError(f"API error {error.status}: {error.reason}", delay=3) from error
 
     def on_experiment(self, body: kopf.Body, **_: Any) -> None:

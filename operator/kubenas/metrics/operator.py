@@ -25,6 +25,11 @@ TRIALS = Gauge("kubenas_experiment_trials", "Trials by phase.", ["namespace", "e
 BEST = Gauge(
     "kubenas_experiment_best_objective", "The best objective so far.", ["namespace", "experiment", "metric"]
 )
+OBJECTIVE = Gauge(
+    "kubenas_experiment_objective",
+    "1 for the experiment's objective metric (a label), to pick it among the trials' metrics.",
+    ["namespace", "experiment", "metric"],
+)
 JOBS = Counter("kubenas_jobs_created_total", "Trial Jobs created (one per segment).")
 ASK = Histogram(
     "kubenas_strategy_ask_duration_seconds",
@@ -33,6 +38,9 @@ ASK = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 ERRORS = Counter("kubenas_errors_total", "Errors by reason.", ["reason"])
+ERROR_REASONS = ("InvalidSpec", "ApiError", "PrometheusUnreachable", "StorageUnreachable")
+for _reason in ERROR_REASONS:  # every series exists from the start (at 0), as Prometheus advises
+    ERRORS.labels(_reason)
 NEXT_JOB = Histogram(
     "kubenas_next_job_delay_seconds",
     "From a trial's segment ending (its Job's completion) to the next Job of the experiment being created.",
@@ -49,6 +57,7 @@ _seen_epochs: dict[tuple[str, str, str], int] = {}  # trial -> the newest epoch 
 
 
 def error(reason: str) -> None:
+    """Count an error; `reason` is one of ERROR_REASONS."""
     ERRORS.labels(reason).inc()
 
 
@@ -82,6 +91,7 @@ def saw_epochs(namespace: str, experiment: str, trial: str, ended: Mapping[int, 
 
 
 def experiment_status(namespace: str, experiment: str, metric: str, status: NASExperimentStatus) -> None:
+    OBJECTIVE.labels(namespace, experiment, metric).set(1)
     counts = status.trials
     for phase in ("pending", "running", "paused", "succeeded", "failed", "stopped"):
         TRIALS.labels(namespace, experiment, phase.capitalize()).set(getattr(counts, phase))
