@@ -363,3 +363,28 @@ def test_resume_with_storage_down_fails_rather_than_train_epochs_again(
     assert proc.returncode == 1 and result.phase == "Failed"
     assert result.message.startswith(f"--resume: download {spec.storage.uri}checkpoint.pt: ")
     assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+
+def test_an_error_without_an_answer_is_retried_not_mistaken_for_a_missing_object() -> None:
+    """A connection that breaks mid-request can raise an error whose `response` is None: it is an outage
+    to retry, not an answer (this once failed a trial's --resume during a storage outage)."""
+    from botocore.exceptions import ClientError
+    from kubenas_trainer.storage import Retry, StorageError
+
+    class Broken(Exception):
+        response = None
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise Broken("connection reset")
+        return "ok"
+
+    assert Retry.within(30).call("get", flaky) == "ok" and len(calls) == 3
+    missing = ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+    with pytest.raises(ClientError):  # an answer: raised at once, for the caller to treat as "none"
+        Retry.within(30).call("get", lambda: (_ for _ in ()).throw(missing))
+    with pytest.raises(StorageError):
+        Retry.within(0).call("get", lambda: (_ for _ in ()).throw(Broken("down")))

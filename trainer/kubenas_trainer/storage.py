@@ -54,7 +54,9 @@ def describe(error: BaseException) -> str:
 
 
 def _missing(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    """Whether S3 answered that the object is not there (a connection error has no answer at all)."""
+    response = getattr(error, "response", None) or {}
+    code = (response.get("Error") or {}).get("Code")
     return code in ("404", "NoSuchKey", "NotFound")
 
 
