@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics_port = free_port()
     with cluster() as kube, Pushgateway(work / "pushgateway") as gateway, S3Server() as s3:
         s3.client().create_bucket(Bucket="kubenas")
+        kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/nasexperiments.kubenas.dev")
         kube.kubectl("create", "namespace", NAMESPACE)
         secret = [f"--from-literal={k}={v}" for k, v in CREDENTIALS.items()]
         kube.kubectl("create", "secret", "generic", "s3", "-n", NAMESPACE, *secret)
