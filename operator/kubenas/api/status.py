@@ -74,6 +74,14 @@ class TrialSummary(CamelModel):
     objective_value: float | None = None
 
 
+class Backoff(CamelModel):
+    """Why the operator holds off creating anything for now, and until when (doubling per attempt)."""
+
+    reason: str = Field(description="CreateFailure (the API server refused a child) or StrategyFailure.")
+    attempts: int = Field(ge=1, description="Failed attempts in a row.")
+    next_attempt: str = Field(description="When the operator tries again.")
+
+
 class NASExperimentStatus(CamelModel):
     phase: ExperimentPhase = ExperimentPhase.PENDING
     observed_generation: int | None = None
@@ -86,6 +94,9 @@ class NASExperimentStatus(CamelModel):
     pareto_front_size: int | None = Field(default=None, description="How many trials are non-dominated.")
     recent_trials: list[TrialSummary] = Field(default_factory=list, description="The last few trials.")
     conditions: list[Condition] = Field(default_factory=list)
+    backoff: Backoff | None = Field(
+        default=None, description="Set while an attempt failed: nothing new is created until nextAttempt."
+    )
     start_time: str | None = None
     completion_time: str | None = None
 

@@ -17,6 +17,15 @@ from kubenas.engine.events import Event
 from kubenas.engine.observe import Health, ObservedTrial
 
 
+class Refused(Exception):
+    """The backend's store refused an action (e.g. the API server answered 422 Invalid or 403 quota):
+    `what` names the object, `reason` is one CamelCase word, `message` the store's own explanation."""
+
+    def __init__(self, what: str, reason: str, message: str) -> None:
+        super().__init__(f"{what}: {message}")
+        self.what, self.reason, self.message = what, reason, message
+
+
 @dataclass(frozen=True)
 class Segment:
     """One run of a trial's trainer, up to a pause or the end.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from kubenas_trainer.spec import Candidate
 
+from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import (
     BestTrial,
@@ -25,6 +26,7 @@ from kubenas.api.status import (
     TrialSummary,
 )
 from kubenas.artifacts import MODEL_FILE, TENSORBOARD_DIR
+from kubenas.engine import backoff
 from kubenas.engine.conditions import set_condition
 from kubenas.engine.fidelity import Fidelity, curve_of
 from kubenas.engine.observe import HEALTH_TYPES, Health
@@ -38,6 +40,13 @@ from kubenas.strategies.base import Proposal
 
 RECENT_TRIALS = 10
 PARETO_LISTED = 20
+
+
+class StrategyFailed(Exception):
+    """The strategy raised while proposing trials (a bug or a bad state in it, not a bad spec)."""
+
+    def __init__(self, strategy: str, error: Exception) -> None:
+        super().__init__(f"strategy {strategy} raised {type(error).__name__}: {error}"[:1000])
 
 
 @dataclass(frozen=True)
@@ -269,6 +278,7 @@ def decide(
     promotions = fidelity.promotions(trials, idle=not active and counts.created >= spec.budget.max_trials)
     outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions))
 
+    hold = backoff.holding(previous, now)  # an attempt failed: create nothing until its nextAttempt
     reuse_results = spec.strategy.reuse_results
     placement = _Placement(
         spec,
@@ -277,7 +287,7 @@ def decide(
         ResultCache(trials if reuse_results else []),
         _training(trials) if reuse_results else {},
     )
-    if outcome is None:
+    if outcome is None and not hold:
         for t in sorted(trials, key=lambda t: t.index):
             if t.phase is TrialPhase.PENDING and not t.launched:
                 placement.place(t.name, _recorded_spec(experiment, t), t)
@@ -288,7 +298,12 @@ def decide(
         exhausted = False
         if room > 0:
             source = spec.strategy.warm_start_from or ""
-            proposed, exhausted = strategy.propose([*warm_start(source, warm), *trials], room)
+            try:
+                proposed, exhausted = strategy.propose([*warm_start(source, warm), *trials], room)
+            except SpecError:
+                raise
+            except Exception as error:
+                raise StrategyFailed(strategy.name, error) from error
             first = 1 + max((t.index for t in trials), default=-1)
             for index, proposal in enumerate(proposed, start=first):
                 name = trial_name(experiment, index)
@@ -310,6 +325,7 @@ def decide(
         stop = early_stops(spec, trials)
     status = _status(spec, trials, counts, best, previous, generation, now, outcome, launch, reuse, wait)
     status = status.model_copy(update={"conditions": _health(status.conditions, health, generation, now)})
+    status = _backoff(status, previous, hold and outcome is None)
     front = strategy.pareto_front(trials)
     if front is not None:
         members = [ParetoMember(trial=t.name, metrics=t.metrics) for t in front]
@@ -456,6 +472,19 @@ def _conditions(
     done, other = ("Succeeded", "Failed") if phase is ExperimentPhase.SUCCEEDED else ("Failed", "Succeeded")
     conditions = [c for c in conditions if c.type != other]
     return set_condition(conditions, done, True, reason, message, generation, now)
+
+
+def _backoff(status: NASExperimentStatus, previous: NASExperimentStatus, hold: bool) -> NASExperimentStatus:
+    """While holding, the failure's backoff, conditions and phase stay as the failed attempt left them;
+    otherwise this pass is a new attempt, and they go (they come back if it fails too)."""
+    others = [c for c in status.conditions if c.type not in backoff.FAILURES]
+    if not hold:
+        return status.model_copy(update={"backoff": None, "conditions": others})
+    carried = {c.type: c for c in previous.conditions if c.type in (*backoff.FAILURES, "Running")}
+    conditions = [carried.get(c.type, c) for c in others] + [c for t, c in carried.items() if t != "Running"]
+    return status.model_copy(
+        update={"backoff": previous.backoff, "phase": previous.phase, "conditions": conditions}
+    )
 
 
 def _health(

@@ -3,7 +3,9 @@
 Order: stops first (a stopped trial's status is written before its segment is stopped, so a crash
 in between leaves a finished trial whose segment the next observation stops), then reused and waiting
 trials, then launches. What a stopped or promoted trial's status holds, where a continued trial finds
-its checkpoint, and which events are sent, are decided here and nowhere else.
+its checkpoint, and which events are sent, are decided here and nowhere else. When the backend
+refuses to create something, nothing more is created this pass: the refusal is returned, and the
+caller holds off (engine.backoff) rather than repeat it every pass.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from kubenas_trainer.spec import CHECKPOINT_FILE, ArtifactStore, MetricsReport, 
 
 from kubenas.api.experiment import MetricGoal, NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
-from kubenas.engine.backend import Backend, Segment
+from kubenas.engine.backend import Backend, Refused, Segment
 from kubenas.engine.decide import Plan, TrialLaunch
 from kubenas.engine.events import Event, describe
 from kubenas.engine.observe import Observation
@@ -22,8 +24,18 @@ from kubenas.engine.records import TrialRecord
 from kubenas.metrics.live import trial_labels
 
 
-def execute(plan: Plan, backend: Backend, spec: NASExperimentSpec, seen: Observation, now: str) -> None:
-    """Carry out `plan`, decided from `seen` (this pass's observation)."""
+def execute(
+    plan: Plan, backend: Backend, spec: NASExperimentSpec, seen: Observation, now: str
+) -> Refused | None:
+    """Carry out `plan`, decided from `seen` (this pass's observation); the first refusal, if any."""
+    try:
+        _carry_out(plan, backend, spec, seen, now)
+    except Refused as refused:
+        return refused
+    return None
+
+
+def _carry_out(plan: Plan, backend: Backend, spec: NASExperimentSpec, seen: Observation, now: str) -> None:
     records = {r.name: r for r in seen.records}
     for stop in plan.stop:
         trial = records.get(stop.name)

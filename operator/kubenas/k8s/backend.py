@@ -8,17 +8,20 @@ reads a trial's result.json from object storage when the pod's termination messa
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from kubenas_trainer.spec import CHECKPOINT_FILE
+from kubernetes.client.exceptions import ApiException
 
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
 from kubenas.artifacts import StorageUnavailable, read_result
-from kubenas.engine.backend import Segment
+from kubenas.engine.backend import Refused, Segment
 from kubenas.engine.events import Event
 from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView
 from kubenas.k8s.client import KubeApi
@@ -32,6 +35,34 @@ log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 EventSink = Callable[[str, str, str], None]  # (type, reason, message) on the experiment
 EVENT_MESSAGE_LIMIT = 1000
+
+
+# Answers of the API server that no retry of the same request can change (a 5xx, 429 or a lost
+# connection is transient: the pass fails and kopf retries it).
+REFUSALS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
+
+
+@contextlib.contextmanager
+def refusals(what: str) -> Iterator[None]:
+    """API errors that no retry can cure, as engine Refused naming `what` and the server's message."""
+    try:
+        yield
+    except ApiException as error:
+        if error.status not in REFUSALS:
+            raise
+        message = _server_message(error)
+        reason = "QuotaExceeded" if "exceeded quota" in message else REFUSALS[error.status]
+        metrics.error("ApiError")
+        raise Refused(what, reason, message) from error
+
+
+def _server_message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    text = body.get("message") if isinstance(body, dict) else None
+    return str(text or f"{error.status} {error.reason}")
 
 
 def status_patch(status: Any) -> dict[str, Any]:
@@ -131,12 +162,14 @@ class KubernetesBackend:
         return view
 
     def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
-        created = self.api.create_trial(self.namespace, nastrial(name, self.namespace, self.uid, spec))
+        with refusals(f"NASTrial {name}"):
+            created = self.api.create_trial(self.namespace, nastrial(name, self.namespace, self.uid, spec))
         self._uids[name] = created["metadata"]["uid"]
         return NASTrialSpec.model_validate(created["spec"])
 
     def write_status(self, name: str, status: NASTrialStatus) -> None:
-        self.api.patch_trial_status(self.namespace, name, status_patch(status))
+        with refusals(f"NASTrial {name} status"):
+            self.api.patch_trial_status(self.namespace, name, status_patch(status))
 
     def start_segment(self, segment: Segment) -> None:
         job = trial_job(
@@ -150,12 +183,15 @@ class KubernetesBackend:
             segment=job_name(segment.trial, segment.resumes_after),
             storage=self.spec.storage,
         )
-        if self.api.create_job(self.namespace, job):
+        with refusals(f"Job {job['metadata']['name']}"):
+            created = self.api.create_job(self.namespace, job)
+        if created:
             metrics.job_created(self.namespace, self.experiment)
 
     def stop_segment(self, name: str, ref: str) -> None:
         if ref:
-            self.api.delete_job(self.namespace, ref)
+            with refusals(f"Job {ref}"):
+                self.api.delete_job(self.namespace, ref)
 
     def checkpoint_location(self, trial: str) -> str:
         return f"{trial_output(self.namespace, self.experiment, trial)}/{CHECKPOINT_FILE}"

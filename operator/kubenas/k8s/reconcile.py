@@ -14,9 +14,8 @@ from typing import Any
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
-from kubenas.engine.decide import decide, invalid_spec_status
-from kubenas.engine.execute import execute
-from kubenas.engine.observe import observe
+from kubenas.engine.cycle import run_pass
+from kubenas.engine.decide import invalid_spec_status
 from kubenas.engine.records import TrialRecord, record
 from kubenas.k8s.backend import EventSink, KubernetesBackend, status_patch
 from kubenas.k8s.client import KubeApi
@@ -55,30 +54,20 @@ class Reconciler:
             return self._invalid(body, error, previous)
         strategy.propose = metrics.timed(strategy.name, strategy.propose)  # type: ignore[method-assign]
         backend = KubernetesBackend(self.api, body, spec, self.event)
-        now = now_iso()
-        seen = observe(backend, spec, now)
-        plan = decide(
-            name,
-            spec,
-            seen.records,
-            previous,
-            generation,
-            now,
-            warm=warm,
-            health=seen.health,
-            strategy=strategy,
-        )
-        execute(plan, backend, spec, seen, now)
-        metrics.experiment_status(namespace, name, spec.objective.metric, plan.status)
-        if plan.status.phase != previous.phase and plan.finished:
-            reason = plan.status.conditions[-1].reason
-            kind = "Normal" if plan.status.phase == "Succeeded" else "Warning"
-            self.event(
-                kind, f"Experiment{plan.status.phase}", f"{reason}: {plan.status.conditions[-1].message}"
-            )
-        if plan.status != previous:
-            self.api.patch_experiment_status(namespace, name, status_patch(plan.status))
-        return plan.status
+        done = run_pass(name, backend, spec, previous, generation, now_iso(), warm, strategy)
+        status = done.status
+        metrics.experiment_status(namespace, name, spec.objective.metric, status)
+        if done.warning is not None:
+            if done.warning[0] == "StrategyRaised":
+                metrics.error("StrategyFailure")
+            self.event("Warning", *done.warning)
+        if status.phase != previous.phase and done.finished:
+            reason = status.conditions[-1].reason
+            kind = "Normal" if status.phase == "Succeeded" else "Warning"
+            self.event(kind, f"Experiment{status.phase}", f"{reason}: {status.conditions[-1].message}")
+        if status != previous:
+            self.api.patch_experiment_status(namespace, name, status_patch(status))
+        return status
 
     def _invalid(self, body: Obj, error: SpecError, previous: NASExperimentStatus) -> NASExperimentStatus:
         meta = body["metadata"]

@@ -13,7 +13,7 @@ from kubenas_trainer.spec import CHECKPOINT_FILE, TrialResult
 
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus
-from kubenas.engine.backend import Segment
+from kubenas.engine.backend import Refused, Segment
 from kubenas.engine.events import Event
 from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView, parse_result
 from kubenas.local.console import Console
@@ -92,7 +92,10 @@ class LocalBackend:
             return
         workdir = self.store.trial_dir(segment.trial)
         (workdir / RESULT_FILE).unlink(missing_ok=True)  # a crash must not leave the last segment's
-        self.launcher.launch(segment.input, workdir)
+        try:
+            self.launcher.launch(segment.input, workdir)
+        except OSError as error:  # e.g. too many processes, or no space for its log
+            raise Refused(f"process of {segment.trial}", "ProcessNotStarted", str(error)) from error
         self._started[segment.trial] = now_iso()
         self.console.segment_started(segment.trial, segment.starts_after)
 

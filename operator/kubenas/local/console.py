@@ -49,6 +49,10 @@ class Console:
         for line in rest:
             self._say(f"[{event.trial}]   {line}")
 
+    def warning(self, reason: str, message: str) -> None:
+        """The experiment's own trouble (it holds off and tries again)."""
+        self._say(f"[warning] {reason}: {message}")
+
     def segment_started(self, name: str, starts_after: int) -> None:
         """The trainer rewrites its metrics file from the top, epochs up to `starts_after` first."""
         self._offsets[name] = 0

@@ -8,9 +8,7 @@ from pathlib import Path
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperiment
 from kubenas.api.status import NASExperimentStatus
-from kubenas.engine.decide import decide
-from kubenas.engine.execute import execute
-from kubenas.engine.observe import observe
+from kubenas.engine.cycle import run_pass
 from kubenas.engine.records import TrialRecord, record
 from kubenas.local.backend import LocalBackend, now_iso
 from kubenas.local.console import Console
@@ -39,13 +37,12 @@ class LocalRun:
         status = self.store.load_status()
         try:
             while True:
-                now = now_iso()
-                seen = observe(self.backend, self.spec, now)
-                plan = decide(self.name, self.spec, seen.records, status, None, now, warm=self.warm)
-                execute(plan, self.backend, self.spec, seen, now)
-                status = plan.status
+                done = run_pass(self.name, self.backend, self.spec, status, None, now_iso(), self.warm)
+                status = done.status
                 self.store.save_status(status)
-                if plan.finished and not self.launcher.running:
+                if done.warning is not None:
+                    self.console.warning(*done.warning)
+                if done.finished and not self.launcher.running:
                     break
                 self.backend.show_epochs()
                 time.sleep(POLL_SECONDS)

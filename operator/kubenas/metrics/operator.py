@@ -38,7 +38,7 @@ ASK = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 ERRORS = Counter("kubenas_errors_total", "Errors by reason.", ["reason"])
-ERROR_REASONS = ("InvalidSpec", "ApiError", "PrometheusUnreachable", "StorageUnreachable")
+ERROR_REASONS = ("InvalidSpec", "ApiError", "StrategyFailure", "PrometheusUnreachable", "StorageUnreachable")
 for _reason in ERROR_REASONS:  # every series exists from the start (at 0), as Prometheus advises
     ERRORS.labels(_reason)
 NEXT_JOB = Histogram(
