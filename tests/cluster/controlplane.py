@@ -25,12 +25,14 @@ from .procs import spawn, tail, terminate
 from .workdirs import make_workdir, remove_workdir
 
 # The controllers the tests rely on: Jobs, ownerReference cascading, the `default`
-# ServiceAccount that pod admission requires, and namespace deletion.
+# ServiceAccount that pod admission requires, namespace deletion, and ResourceQuota usage (quota
+# admission refuses objects only once the controller has computed a quota's status).
 CONTROLLERS = (
     "job-controller",
     "garbage-collector-controller",
     "serviceaccount-controller",
     "namespace-controller",
+    "resourcequota-controller",
 )
 SERVICE_CIDR = "10.0.0.0/24"
 

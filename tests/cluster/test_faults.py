@@ -33,6 +33,11 @@ def test_a_refused_job_is_reported_once_retried_with_backoff_and_the_experiment_
         "spec": {"hard": {"count/jobs.batch": "0"}},
     }
     kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(quota))
+    wait_for(  # the quota controller computes its status; until then admission does not enforce it
+        lambda: get_json(kube, "resourcequota", "no-jobs", "-n", namespace).get("status", {}).get("hard"),
+        30,
+        "the quota's status",
+    )
     with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
         apply(kube, namespace, experiment("quota", max_trials=2, parallel=1, epochs=1))
 
