@@ -14,20 +14,24 @@ from kubenas.k8s.defaults import OperatorDefaults
 
 
 def _validate(path: str) -> int:
+    from kubenas.engine.feasibility import check_feasible
     from kubenas.strategies import make_strategy
 
     experiment = load_manifest(path)
     make_strategy(experiment.spec)
+    check_feasible(experiment.spec)
     print(f"{path}: NASExperiment {experiment.metadata.name} is valid")
     return 0
 
 
 def _run(path: str, output: str) -> int:
+    from kubenas.engine.feasibility import check_feasible
     from kubenas.local import run_experiment
     from kubenas.strategies import make_strategy
 
     experiment = load_manifest(path)
-    make_strategy(experiment.spec)  # reject a bad strategy before anything starts
+    make_strategy(experiment.spec)  # reject a bad strategy, or an impossible space, before anything starts
+    check_feasible(experiment.spec)
     status = run_experiment(experiment, Path(output))
     run_dir = Path(output) / experiment.metadata.name
     if status.best is not None:

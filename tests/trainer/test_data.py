@@ -21,7 +21,15 @@ from kubenas_trainer.data import downloads, load_dataset, load_split, split_data
 from kubenas_trainer.data.dataset import Dataset
 from kubenas_trainer.data.idx import read_idx
 from kubenas_trainer.data.normalization import reduced_axes
-from kubenas_trainer.spec import BUILTIN_DATASETS, Task, Training
+from kubenas_trainer.shapes import builtin_shape
+from kubenas_trainer.spec import (
+    BUILTIN_DATASETS,
+    DOWNLOADABLE_DATASETS,
+    DataUnavailable,
+    Task,
+    Training,
+    UnusableSpec,
+)
 from pydantic import ValidationError
 
 rng = np.random.default_rng(0)
@@ -55,6 +63,19 @@ def test_builtin_sets_load_split_and_normalise(name: str) -> None:
         assert split.num_classes == int(split.y_train.max()) + 1 and split.y_train.dtype == np.int64
     else:
         assert abs(float(split.y_train.mean())) < 1e-3 and split.num_outputs == 1
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        *(Training(dataset=name) for name in BUILTIN_DATASETS),
+        Training(dataset="sunspots", sequenceLength=8),
+        Training(dataset="co2", sequenceLength=30),
+    ],
+    ids=lambda t: f"{t.dataset}-{t.sequence_length}",
+)
+def test_builtin_shapes_are_what_the_loaders_give(training: Training) -> None:
+    assert builtin_shape(training) == load_split(training).input_shape
 
 
 def test_expected_shapes_and_tasks() -> None:
@@ -126,10 +147,15 @@ def test_csv_and_parquet_with_named_and_default_target(tmp_path: Path) -> None:
 
 def test_bad_table_target_and_features_are_named(tmp_path: Path) -> None:
     _table().to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(ValueError, match=r"training\.target: column 'nope' is not in"):
+    with pytest.raises(UnusableSpec, match=r"training\.target: column 'nope' is not in"):
         load_dataset(Training(dataset=str(tmp_path / "t.csv"), target="nope"))
-    with pytest.raises(ValueError, match="feature columns must be numeric; label"):
+    with pytest.raises(UnusableSpec, match="feature columns must be numeric; label are not") as error:
         load_dataset(Training(dataset=str(tmp_path / "t.csv"), target="a"))
+    assert not isinstance(error.value, DataUnavailable)
+    with pytest.raises(UnusableSpec, match=r"training\.task: regression needs numeric targets, not object"):
+        load_dataset(Training(dataset=str(tmp_path / "t.csv"), task="regression", target="label"))
+    with pytest.raises(UnusableSpec, match=r"training\.task: iris is a classification data set, not regr"):
+        load_dataset(Training(dataset="iris", task="regression"))
 
 
 def test_npz_with_and_without_a_test_set(tmp_path: Path) -> None:
@@ -144,8 +170,13 @@ def test_npz_with_and_without_a_test_set(tmp_path: Path) -> None:
     assert b.task is Task.CLASSIFICATION and b.x_test is not None and b.y_test is not None
     assert len(b.x_test) == 5
     np.savez(tmp_path / "c.npz", inputs=x)
-    with pytest.raises(ValueError, match="needs an array named one of x, X"):
+    with pytest.raises(DataUnavailable, match="needs an array named one of x, X"):
         load_dataset(Training(dataset=str(tmp_path / "c.npz")))
+    np.savez(tmp_path / "d.npz", x=np.arange(6.0), y=np.arange(6) % 2)  # one value per sample: one feature
+    assert load_dataset(Training(dataset=str(tmp_path / "d.npz"))).x.shape == (6, 1)
+    np.savez(tmp_path / "e.npz", x=np.ones((6, 0)), y=np.arange(6) % 2)
+    with pytest.raises(UnusableSpec, match="holds no samples to train on"):
+        load_dataset(Training(dataset=str(tmp_path / "e.npz")))
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
@@ -171,8 +202,17 @@ def test_not_idx_and_missing_files_fail_clearly(tmp_path: Path) -> None:
     (tmp_path / "x-ubyte").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(ValueError, match="not an IDX file"):
         read_idx(tmp_path / "x-ubyte")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_dataset(Training(dataset=str(tmp_path / "missing.csv")))
+    missing = str(tmp_path / "missing.csv")
+    with pytest.raises(DataUnavailable, match=rf"^training\.dataset: {missing} does not exist"):
+        load_dataset(Training(dataset=missing))
+    with pytest.raises(
+        DataUnavailable, match=r"training\.dataset: .*x-ubyte cannot be read: .*not an IDX file"
+    ):
+        load_dataset(Training(dataset=str(tmp_path / "x-ubyte")))
+    for name, content in (("bad.parquet", b"not parquet"), ("bad.npz", b"not a zip"), ("bad.csv", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataUnavailable, match=rf"training\.dataset: .*{name} cannot be read: "):
+            load_dataset(Training(dataset=str(tmp_path / name)))
 
 
 def test_unknown_dataset_names_and_fractions_are_rejected() -> None:
@@ -253,17 +293,17 @@ def test_download_with_a_wrong_checksum_is_refused(
     _fake_mnist(root / "fashion_mnist")  # served, but not the published files: checksums differ
     monkeypatch.setenv("KUBENAS_DATASET_MIRROR", url)
     monkeypatch.setenv("KUBENAS_DATA_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(OSError, match=r"checksum mismatch .* expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
+    with pytest.raises(
+        DataUnavailable, match=r"checksum mismatch .* expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    ):
         load_dataset(Training(dataset="fashion_mnist"))
     assert not list((tmp_path / "cache" / "fashion_mnist").iterdir())
 
 
-def test_cifar10_archive_layout(
-    mirror: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, root, _ = mirror
-    (root / "cifar10").mkdir()
-    archive = root / "cifar10" / "cifar-10-python.tar.gz"
+def _fake_cifar10(directory: Path) -> dict[str, str]:
+    """CIFAR-10's python archive with two small training batches and a test batch; its checksum."""
+    directory.mkdir(parents=True)
+    archive = directory / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, count in (("data_batch_1", 6), ("data_batch_2", 6), ("test_batch", 3)):
             batch = {
@@ -274,13 +314,49 @@ def test_cifar10_archive_layout(
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    real = downloads.REMOTES["cifar10"]
-    remote = downloads.Remote({archive.name: _md5(archive)}, real.mirrors, real.load)
-    monkeypatch.setitem(downloads.REMOTES, "cifar10", remote)
+    return {archive.name: _md5(archive)}
+
+
+def _serve(name: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data set `name` on the fake mirror at root, with its fake files' checksums."""
+    checksums = _fake_cifar10(root / name) if name == "cifar10" else _fake_mnist(root / name)
+    real = downloads.REMOTES[name]
+    monkeypatch.setitem(downloads.REMOTES, name, downloads.Remote(checksums, real.mirrors, real.load))
+
+
+def test_cifar10_archive_layout(
+    mirror: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root, _ = mirror
+    _serve("cifar10", root, monkeypatch)
     monkeypatch.setenv("KUBENAS_DATASET_MIRROR", url)
     monkeypatch.setenv("KUBENAS_DATA_CACHE", str(tmp_path / "cache"))
     data = load_dataset(Training(dataset="cifar10"))
     assert data.x.shape == (12, 3, 32, 32) and data.x_test is not None and data.x_test.shape == (3, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name", DOWNLOADABLE_DATASETS)
+def test_downloadable_shapes_are_what_the_loaders_give(
+    name: str, mirror: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root, _ = mirror
+    _serve(name, root, monkeypatch)
+    monkeypatch.setenv("KUBENAS_DATASET_MIRROR", url)
+    monkeypatch.setenv("KUBENAS_DATA_CACHE", str(tmp_path / "cache"))
+    training = Training(dataset=name)
+    assert load_split(training).input_shape == builtin_shape(training)
+
+
+def test_a_mirror_that_does_not_answer_makes_the_data_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("KUBENAS_DATASET_MIRROR", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KUBENAS_DATA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataUnavailable, match=r"^training\.dataset: cannot fetch mnist train-images"):
+        load_dataset(Training(dataset="mnist"))
 
 
 # --- s3:// against moto's S3-compatible server on loopback ------------------------------------------
@@ -325,5 +401,34 @@ def test_s3_objects_and_prefixes(s3_endpoint: str, tmp_path: Path) -> None:
     assert table.x.shape == (60, 3) and table.task is Task.CLASSIFICATION
     idx = load_dataset(Training(dataset="s3://data/idx/"))
     assert idx.x.shape == (10, 1, 4, 4)
-    with pytest.raises(FileNotFoundError, match="no objects under s3://data/nothing/"):
+    with pytest.raises(DataUnavailable, match="no objects under s3://data/nothing/"):
         load_dataset(Training(dataset="s3://data/nothing/"))
+    for uri, cause in (
+        ("s3://data/tables/none.csv", "no such object"),
+        ("s3://nob/t.csv", "no such bucket 'nob'"),
+    ):
+        with pytest.raises(DataUnavailable) as error:
+            load_dataset(Training(dataset=uri))
+        assert str(error.value) == f"training.dataset: {uri}: {cause}"
+
+
+def test_an_s3_store_that_does_not_answer_is_retried_then_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "KUBENAS_DATA_CACHE": str(tmp_path / "cache"),
+        "KUBENAS_STORAGE_DEADLINE_SECONDS": "1",
+        "KUBENAS_STORAGE_BACKOFF_SECONDS": "0.1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(DataUnavailable) as error:
+        load_dataset(Training(dataset="s3://data/t.csv"))
+    cause = "the store does not answer: head s3://data/t.csv: EndpointConnectionError"
+    assert str(error.value).startswith(f"training.dataset: s3://data/t.csv: {cause}")

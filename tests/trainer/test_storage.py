@@ -342,12 +342,13 @@ def test_storage_down_past_the_deadline(
     assert result.artifacts is None and "uploadedBytes" not in result.metrics
     assert TrialResult.model_validate_json((tmp_path / "termination-log").read_text()) == result
     if pause:  # nobody could continue it
-        assert proc.returncode == 1 and result.phase == "Failed"
+        assert proc.returncode == 1 and (result.phase, result.reason) == ("Failed", "TrainingFailed")
         assert result.message.startswith(
             f"paused after epoch 1 of 2, but its checkpoint was not uploaded to {spec.storage.uri}: "
         )
     else:  # its metrics still reach the operator
         assert proc.returncode == 0 and result.phase == "Succeeded" and result.test_metrics
+        assert result.reason is None
         assert result.message.startswith(f"artifacts not uploaded to {spec.storage.uri}: upload s3://")
 
 
@@ -360,7 +361,7 @@ def test_resume_with_storage_down_fails_rather_than_train_epochs_again(
     env = {**bucket.server.env, **FAST_RETRIES, "KUBENAS_STORAGE_DEADLINE_SECONDS": "1"}
     proc = run_trainer(spec, "--resume", env=env)
     result = TrialResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
-    assert proc.returncode == 1 and result.phase == "Failed"
+    assert proc.returncode == 1 and (result.phase, result.reason) == ("Failed", "TrainingFailed")
     assert result.message.startswith(f"--resume: download {spec.storage.uri}checkpoint.pt: ")
     assert not (tmp_path / "out" / "metrics.jsonl").exists()
 

@@ -221,6 +221,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_same_curve(
     assert process.returncode == 143, stderr[-2000:]
     stopped = TrialResult.model_validate_json((out / "result.json").read_text())
     assert stopped.phase == "Failed" and "interrupted by SIGTERM" in stopped.message
+    assert stopped.reason == "Interrupted"
     assert (out / "checkpoint.pt").is_file() and "Traceback" not in stderr
 
     finished = run_trainer(spec, "--resume", output=out)
@@ -368,5 +369,5 @@ def test_the_trainer_reports_an_unusable_spec_with_exit_status_2(
 ) -> None:
     proc = run_trainer(make_spec([layer("conv2d")], "iris"))
     result = TrialResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
-    assert proc.returncode == 2 and result.phase == "Failed"
+    assert proc.returncode == 2 and (result.phase, result.reason) == ("Failed", "InvalidCandidate")
     assert result.message.startswith("invalid trial spec: architecture.layers[0] (conv2d): needs an image")

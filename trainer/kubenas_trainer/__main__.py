@@ -12,8 +12,16 @@ its `storage`, the run directory goes to object storage as the trial runs and at
 calls are retried ($KUBENAS_STORAGE_BACKOFF_SECONDS, default 0.5, doubling to 10 s) until
 $KUBENAS_STORAGE_DEADLINE_SECONDS (default 600; 20 at most after SIGTERM); credentials come from the
 environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
-Exit status: 0 succeeded or paused, 1 training failed, 2 unusable spec (including one that cannot run on its
-data set, e.g. conv2d on tabular data), 143 stopped by SIGTERM after writing a checkpoint.
+Before torch is imported, kubenas_trainer.preflight checks what it can (a built-in set's task and sample
+shape against the objective and the candidate) and makes the data set local, so that a trial that cannot
+run fails in seconds.
+A Failed result says why in `reason` (spec.FailureReason): InvalidCandidate (the candidate cannot be built
+for its data: another candidate can avoid it), InvalidSpec (the spec cannot run whatever the candidate),
+DataUnavailable (training.dataset cannot be loaded: no such file, bucket or object, no credentials or no
+access, a failed download, an unreadable file), Interrupted (SIGTERM), TrainingFailed (anything else).
+Exit status: 0 succeeded or paused, 1 training failed (TrainingFailed), 2 unusable spec (InvalidCandidate,
+InvalidSpec, DataUnavailable: running it again cannot help), 143 stopped by SIGTERM after writing a
+checkpoint (Interrupted).
 """
 
 from __future__ import annotations
@@ -23,15 +31,47 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from kubenas_trainer.spec import CHECKPOINT_FILE, RESULT_FILE, TrialResult, TrialSpec, UnusableSpec
+from kubenas_trainer.shapes import ArchitectureError
+from kubenas_trainer.spec import (
+    CHECKPOINT_FILE,
+    RESULT_FILE,
+    DataUnavailable,
+    FailureReason,
+    TrialResult,
+    TrialSpec,
+    UnusableSpec,
+)
+from kubenas_trainer.stopping import Interrupted
+
+if TYPE_CHECKING:
+    from kubenas_trainer.train import Observer
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # After SIGTERM, Kubernetes kills the pod at the end of its grace period (30 s by default).
 INTERRUPTED_UPLOAD_SECONDS = 20.0
+
+
+def reason_of(error: BaseException) -> FailureReason:
+    """Why a trial failed, from the error that ended it."""
+    if isinstance(error, ArchitectureError):
+        return FailureReason.INVALID_CANDIDATE
+    if isinstance(error, DataUnavailable):
+        return FailureReason.DATA_UNAVAILABLE
+    if isinstance(error, UnusableSpec):
+        return FailureReason.INVALID_SPEC
+    if isinstance(error, Interrupted):
+        return FailureReason.INTERRUPTED
+    return FailureReason.TRAINING_FAILED
+
+
+def failed(name: str, reason: FailureReason, message: str) -> TrialResult:
+    return TrialResult(name=name, phase="Failed", message=message, reason=reason)
 
 
 def _read_spec(args: argparse.Namespace) -> TrialSpec:
@@ -88,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = _read_spec(args)
     except (ValueError, OSError, ValidationError) as error:
         name = os.environ.get("KUBENAS_TRIAL_NAME", "unknown")
-        _report(TrialResult(name=name, phase="Failed", message=f"invalid trial spec: {error}"), output_dir)
+        _report(failed(name, FailureReason.INVALID_SPEC, f"invalid trial spec: {error}"), output_dir)
         return 2
     try:
         spec = _resume_point(spec, args.resume, output_dir)
     except Exception as error:  # storage still failing at its deadline: retraining would repeat epochs
-        _report(TrialResult(name=spec.name, phase="Failed", message=f"--resume: {error}"), output_dir)
+        _report(failed(spec.name, FailureReason.TRAINING_FAILED, f"--resume: {error}"), output_dir)
         return 1
 
     return _run(spec, output_dir)
@@ -103,28 +143,26 @@ def _run(spec: TrialSpec, output_dir: Path) -> int:
     """Train with the spec's channels beside training (live metrics, storage), report; the exit status."""
     from kubenas_trainer.report import Pusher
     from kubenas_trainer.storage import deadline_seconds
-    from kubenas_trainer.train import Interrupted, Observer, train  # torch only once the spec is usable
     from kubenas_trainer.uploader import Uploader
 
     try:
         uploader = Uploader(spec.storage, output_dir) if spec.storage is not None else None
     except ValueError as error:  # e.g. an endpoint that is no URL
-        _report(TrialResult(name=spec.name, phase="Failed", message=f"storage: {error}"), output_dir)
+        _report(failed(spec.name, FailureReason.INVALID_SPEC, f"storage: {error}"), output_dir)
         return 2
     pusher = Pusher(spec.report) if spec.report is not None else None
-    observers: list[Observer] = [o for o in (pusher, uploader) if o is not None]
     status, upload_seconds = None, None
     try:
-        result = train(spec, output_dir, observers=observers)
-    except UnusableSpec as error:
-        result = TrialResult(name=spec.name, phase="Failed", message=f"invalid trial spec: {error}")
-        status = 2
+        result = _train(spec, output_dir, [o for o in (pusher, uploader) if o is not None])
+    except UnusableSpec as error:  # the data set's message names training.dataset and the cause
+        message = str(error) if isinstance(error, DataUnavailable) else f"invalid trial spec: {error}"
+        result, status = failed(spec.name, reason_of(error), message), 2
     except Interrupted as error:
-        result = TrialResult(name=spec.name, phase="Failed", message=str(error))
+        result = failed(spec.name, reason_of(error), str(error))
         status, upload_seconds = 143, min(INTERRUPTED_UPLOAD_SECONDS, deadline_seconds())
     except Exception as error:  # the trial fails, the report must still go out
         traceback.print_exc()
-        result = TrialResult(name=spec.name, phase="Failed", message=f"{type(error).__name__}: {error}")
+        result = failed(spec.name, reason_of(error), f"{type(error).__name__}: {error}")
     finally:
         if pusher is not None:
             pusher.close()
@@ -136,6 +174,15 @@ def _run(spec: TrialSpec, output_dir: Path) -> int:
     if status is not None:
         return status
     return 0 if result.phase in ("Succeeded", "Paused") else 1
+
+
+def _train(spec: TrialSpec, output_dir: Path, observers: Sequence[Observer]) -> TrialResult:
+    from kubenas_trainer.preflight import preflight
+
+    preflight(spec)  # a spec that cannot run fails here, in seconds
+    from kubenas_trainer.train import train  # torch only once the spec is usable
+
+    return train(spec, output_dir, observers=observers)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,29 @@ class UnusableSpec(ValueError):
     """A well-formed trial spec that cannot run on its data set (e.g. conv2d on tabular data)."""
 
 
+class DataUnavailable(UnusableSpec):
+    """training.dataset cannot be loaded at all (no such file, object or bucket, no access, a download
+    that failed, a file that cannot be read); the message names training.dataset and the cause."""
+
+
+class FailureReason(StrEnum):
+    """Why a trial failed (TrialResult.reason): whether another candidate could avoid it.
+
+    InvalidCandidate: the candidate cannot be built for its data (kubenas_trainer.shapes.ArchitectureError);
+    another candidate can avoid it. InvalidSpec: the spec cannot run whatever the candidate (an objective
+    metric not reported for the task, a task or split mismatch, a startFrom checkpoint of another shape, an
+    unusable storage endpoint, an unreadable trial spec). DataUnavailable: training.dataset cannot be
+    loaded. Interrupted: stopped by SIGTERM after writing a checkpoint. TrainingFailed: anything else
+    (divergence, out of memory, storage failing past its deadline...).
+    """
+
+    INVALID_CANDIDATE = "InvalidCandidate"
+    INVALID_SPEC = "InvalidSpec"
+    DATA_UNAVAILABLE = "DataUnavailable"
+    TRAINING_FAILED = "TrainingFailed"
+    INTERRUPTED = "Interrupted"
+
+
 class CamelModel(BaseModel):
     """Immutable model read and written with camelCase keys; unknown keys are errors (typos surface)."""
 
@@ -482,6 +505,11 @@ class TrialResult(CamelModel):
         default=None,
         description="The storage URI the run directory was uploaded to (None without storage, or when the "
         "upload failed).",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why a Failed trial failed, one of FailureReason (a plain string, so that a reader "
+        "older than a new reason still reads the result); None unless Failed.",
     )
 
     def to_termination_message(self) -> str:

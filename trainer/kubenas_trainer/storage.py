@@ -53,7 +53,7 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-def _missing(error: Exception) -> bool:
+def missing(error: Exception) -> bool:
     """Whether S3 answered that the object is not there (a connection error has no answer at all)."""
     response = getattr(error, "response", None) or {}
     code = (response.get("Error") or {}).get("Code")
@@ -71,8 +71,9 @@ class Retry:
     def within(cls, seconds: float) -> Retry:
         return cls(deadline=time.monotonic() + seconds)
 
-    def call(self, what: str, attempt: Callable[[], T]) -> T:
-        """attempt() until it succeeds; retries are logged at attempts 1, 2, 4, 8, ... (compactly)."""
+    def call(self, what: str, attempt: Callable[[], T], final: Callable[[Exception], bool] = missing) -> T:
+        """attempt() until it succeeds; an error that is `final` (by default: no such object) is raised at
+        once. Retries are logged at attempts 1, 2, 4, 8, ... (compactly)."""
         wait, tries = float(os.environ.get(BACKOFF_ENV, "0.5")), 0
         while True:
             tries += 1
@@ -80,7 +81,7 @@ class Retry:
                 result = attempt()
             except Exception as error:
                 left = self.deadline - time.monotonic()
-                if _missing(error):
+                if final(error):
                     raise
                 if left <= 0 or (self.interrupt is not None and self.interrupt.is_set()):
                     raise StorageError(f"{what}: {describe(error)}") from error
@@ -139,7 +140,7 @@ class Store:
         try:
             retry.call(f"download {uri}", lambda: self.client.download_file(bucket, key, str(partial)))
         except Exception as error:
-            if _missing(error):
+            if missing(error):
                 return False
             raise
         os.replace(partial, target)

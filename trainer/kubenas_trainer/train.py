@@ -17,12 +17,10 @@ import contextlib
 import json
 import math
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Protocol
 
 import numpy as np
@@ -36,49 +34,12 @@ from kubenas_trainer.device import Tensors, autocast, pick_device
 from kubenas_trainer.evaluation import evaluate, loss_fn
 from kubenas_trainer.models import build_model
 from kubenas_trainer.optim import clip_gradients, learning_rate, make_optimizer, set_learning_rate
-from kubenas_trainer.spec import (
-    CLASSIFICATION_METRICS,
-    METRICS_FILE,
-    REGRESSION_METRICS,
-    Direction,
-    ObjectiveRef,
-    Task,
-    TrialResult,
-    TrialSpec,
-    UnusableSpec,
-)
+from kubenas_trainer.preflight import objective_of
+from kubenas_trainer.shapes import check_candidate
+from kubenas_trainer.spec import METRICS_FILE, Direction, TrialResult, TrialSpec, UnusableSpec
+from kubenas_trainer.stopping import Interrupted, StopFlag
 
 EpochHook = Callable[[int, dict[str, float]], None]
-
-
-class Interrupted(Exception):
-    """SIGTERM arrived; a checkpoint was written to `path`."""
-
-    def __init__(self, epoch: int, path: Path) -> None:
-        super().__init__(f"interrupted by SIGTERM in epoch {epoch}; checkpoint at {path}")
-        self.path = path
-
-
-class StopFlag:
-    """Set by SIGTERM (a handler is installed only in the main thread), checked after every step."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        def handle(signum: int, frame: FrameType | None) -> None:
-            self.raised = True
-
-        try:
-            previous = signal.signal(signal.SIGTERM, handle)
-        except ValueError:  # not the main thread: no handler
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def configure(spec: TrialSpec) -> None:
@@ -94,18 +55,11 @@ def configure(spec: TrialSpec) -> None:
     torch.manual_seed(spec.seed)
 
 
-def objective_of(spec: TrialSpec, task: Task) -> ObjectiveRef:
-    """The metric picking the best epoch: the experiment's objective, or validation loss."""
-    objective = spec.objective or ObjectiveRef(metric="loss", direction=Direction.MINIMIZE)
-    reported = CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS
-    if objective.metric == "trainingSeconds":  # not a property of an epoch's weights
-        return ObjectiveRef(metric="loss", direction=Direction.MINIMIZE)
-    if objective.metric not in reported:
-        raise UnusableSpec(
-            f"objective.metric: {objective.metric} is not reported for {task} data set "
-            f"{spec.training.dataset!r} (it reports {', '.join(reported)})"
-        )
-    return objective
+def batch_count(samples: int, batch_size: int) -> int:
+    """Steps per epoch: a last batch of a single sample joins the one before it (batch normalisation
+    cannot train on one sample, and PyTorch fails at such a step)."""
+    steps = math.ceil(samples / batch_size)
+    return steps - 1 if steps > 1 and samples % batch_size == 1 else steps
 
 
 @dataclass
@@ -140,12 +94,13 @@ class Trial:
     """One candidate's training: its data, model, optimizer, shuffling and progress."""
 
     def __init__(self, spec: TrialSpec, output_dir: Path) -> None:
-        configure(spec)
         self.spec, self.output_dir = spec, output_dir
-        self.device = pick_device()
         self.split = load_split(spec.training)  # the experiment's split, whatever this trial's seed
+        self.objective = objective_of(spec, self.split.task)  # these two reject an unusable spec before
+        check_candidate(spec.candidate, self.split.input_shape)  # torch does anything
+        configure(spec)
+        self.device = pick_device()
         self.model = build_model(spec.candidate.architecture, self.split.input_shape, self.split.num_outputs)
-        self.objective = objective_of(spec, self.split.task)  # both reject an unusable spec before training
         self.hp = spec.candidate.hyperparameters
         self.model.to(self.device)
         self.data = Tensors.of(self.split, self.device)
@@ -154,7 +109,7 @@ class Trial:
         self.criterion = loss_fn(self.split.task, self.hp.label_smoothing or 0.0)
         self.amp = spec.training.mixed_precision
         self.epochs = self.hp.epochs or spec.training.epochs
-        self.steps_per_epoch = math.ceil(len(self.data.x_train) / self.hp.batch_size)
+        self.steps_per_epoch = batch_count(len(self.data.x_train), self.hp.batch_size)
         self.checkpoint_path = output_dir / CHECKPOINT_FILE
         self.progress = TrainingState()
         if spec.resume_from:
@@ -226,9 +181,8 @@ class Trial:
         total_steps = self.epochs * self.steps_per_epoch
         self.model.train()
         for index in range(first, self.steps_per_epoch):
-            xb, yb = self.data.batch(
-                self.data.x_train, self.data.y_train, order[index * batch : (index + 1) * batch]
-            )
+            end = n if index == self.steps_per_epoch - 1 else (index + 1) * batch
+            xb, yb = self.data.batch(self.data.x_train, self.data.y_train, order[index * batch : end])
             set_learning_rate(
                 self.optimizer, learning_rate(self.hp, progress.step, total_steps, self.steps_per_epoch)
             )
@@ -254,7 +208,7 @@ class Trial:
             "trainLoss": progress.partial_loss / self.steps_per_epoch,
             "learningRate": self.optimizer.param_groups[0]["lr"],
             "epochSeconds": seconds,
-            "samplesPerSecond": min(n, (self.steps_per_epoch - first) * batch) / step_seconds,
+            "samplesPerSecond": (n - first * batch) / step_seconds,
             "trainingSeconds": progress.seconds,
             **profiling.gpu_readings(self.device),
         }

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kubenas_trainer.background import Latest
-from kubenas_trainer.spec import CHECKPOINT_FILE, METRICS_FILE, RESULT_FILE, ArtifactStore, TrialResult
+from kubenas_trainer.spec import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    ArtifactStore,
+    FailureReason,
+    TrialResult,
+)
 from kubenas_trainer.storage import Retry, StorageError, Store, deadline_seconds
 
 FileVersion = tuple[int, int, int]  # inode, size, mtime (ns): the file changed when this did
@@ -52,7 +59,9 @@ def not_uploaded(result: TrialResult, uri: str, error: StorageError) -> TrialRes
     """The result of a trial whose run directory did not reach the store."""
     if result.phase == "Paused":
         message = f"{result.message}, but its checkpoint was not uploaded to {uri}: {error}; it cannot go on"
-        return result.model_copy(update={"phase": "Failed", "message": message})
+        return result.model_copy(
+            update={"phase": "Failed", "message": message, "reason": FailureReason.TRAINING_FAILED}
+        )
     problem = f"artifacts not uploaded to {uri}: {error}"
     return result.model_copy(
         update={"message": f"{result.message}; {problem}" if result.message else problem}

@@ -141,6 +141,12 @@ class NASTrialStatus(CamelModel):
         description="Where the trial's run directory is (s3:// with spec.storage, file:// locally): result, "
         "metrics, checkpoint, model.pt2, tensorboard/.",
     )
+    reason: str | None = Field(
+        default=None,
+        description="Why it failed: InvalidCandidate (this candidate cannot be built for the data), "
+        "InvalidSpec or DataUnavailable (no candidate could run: the experiment fails at once), "
+        "TrainingFailed, Interrupted.",
+    )
     message: str = ""
     start_time: str | None = None
     completion_time: str | None = None

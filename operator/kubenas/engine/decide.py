@@ -39,6 +39,8 @@ from kubenas.strategies import Strategy, make_strategy
 from kubenas.strategies.base import Proposal
 
 RECENT_TRIALS = 10
+# A trial failing for one of these says no candidate can run (the data or the spec, not the candidate).
+EXPERIMENT_FAILURES = ("InvalidSpec", "DataUnavailable")
 PARETO_LISTED = 20
 
 
@@ -175,8 +177,11 @@ def _outcome(
     exhausted: bool,
     promotable: bool = False,
     exhausted_reason: str = "SearchSpaceExhausted",
+    unusable: TrialRecord | None = None,
 ) -> Outcome | None:
     """(phase, reason, message) once the experiment is over, else None."""
+    if unusable is not None:  # no other candidate could avoid what failed it: stop now, say why
+        return ExperimentPhase.FAILED, str(unusable.reason), f"{unusable.name}: {unusable.message}"[:1000]
     budget = spec.budget
     if counts.failed > budget.max_failed_trials:
         return (
@@ -276,7 +281,10 @@ def decide(
     best = best_trial(spec, trials)
     active = counts.pending + counts.running
     promotions = fidelity.promotions(trials, idle=not active and counts.created >= spec.budget.max_trials)
-    outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions))
+    unusable = next(
+        (t for t in trials if t.phase is TrialPhase.FAILED and t.reason in EXPERIMENT_FAILURES), None
+    )
+    outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions), unusable=unusable)
 
     hold = backoff.holding(previous, now)  # an attempt failed: create nothing until its nextAttempt
     reuse_results = spec.strategy.reuse_results

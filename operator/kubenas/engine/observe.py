@@ -107,6 +107,7 @@ def status_from_result(
         curve=result.curve,
         split_fingerprint=result.split_fingerprint,
         artifacts=result.artifacts,
+        reason=result.reason if not succeeded else None,
         message=message,
         start_time=start_time,
         completion_time=now,

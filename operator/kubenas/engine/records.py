@@ -41,6 +41,8 @@ class TrialRecord:
     split_fingerprint: str | None = None
     # Where its run directory is (object storage or a local path), once it reported.
     artifacts: str | None = None
+    # Why it failed (the trainer's FailureReason), when it did.
+    reason: str | None = None
 
 
 def record(
@@ -69,4 +71,5 @@ def record(
         start_time=status.start_time,
         split_fingerprint=status.split_fingerprint,
         artifacts=status.artifacts,
+        reason=status.reason,
     )

@@ -16,6 +16,7 @@ from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
 from kubenas.engine.cycle import run_pass
 from kubenas.engine.decide import invalid_spec_status
+from kubenas.engine.feasibility import check_feasible
 from kubenas.engine.records import TrialRecord, record
 from kubenas.k8s.backend import EventSink, KubernetesBackend, status_patch
 from kubenas.k8s.client import KubeApi
@@ -47,6 +48,7 @@ class Reconciler:
         try:
             spec = self.defaults.apply(parse_model(NASExperimentSpec, body.get("spec") or {}, prefix="spec"))
             strategy = make_strategy(spec)
+            check_feasible(spec)
             check_cluster_spec(spec, strategy)
             warm = self._warm_trials(namespace, spec)
         except SpecError as error:

@@ -13,7 +13,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from kubenas_trainer.data import normalization
 from kubenas_trainer.spec import InputNormalization, Task
@@ -84,6 +83,8 @@ def _split(
     index: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: Task, ordered: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held out) indices: the last fraction in time order, or a seeded (stratified) draw."""
+    from sklearn.model_selection import train_test_split  # seconds to import: not before a trial needs it
+
     if ordered:
         cut = len(index) - max(1, round(len(index) * fraction))
         return index[:cut], index[cut:]

@@ -20,7 +20,7 @@ import numpy as np
 from kubenas_trainer.data.cache import cache_dir, md5sum
 from kubenas_trainer.data.dataset import Dataset
 from kubenas_trainer.data.files import load_idx, make_dataset
-from kubenas_trainer.spec import Training
+from kubenas_trainer.spec import DataUnavailable, Training
 
 
 def _load_cifar10(directory: Path, training: Training) -> Dataset:
@@ -116,7 +116,8 @@ def _download(url: str, target: Path, md5: str) -> str | None:
 
 
 def fetch(name: str) -> Path:
-    """The cache directory holding every verified file of data set name."""
+    """The cache directory holding every verified file of data set name; DataUnavailable when a file
+    cannot be fetched from any mirror."""
     remote = REMOTES[name]
     directory = cache_dir() / name
     directory.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def fetch(name: str) -> Path:
             continue
         failures = [why for base in mirrors if (why := _download(base + filename, target, md5))]
         if len(failures) == len(mirrors):
-            raise OSError(f"training.dataset: cannot fetch {name} {filename}: {'; '.join(failures)}")
+            raise DataUnavailable(f"training.dataset: cannot fetch {name} {filename}: {'; '.join(failures)}")
     return directory
 
 

@@ -1,4 +1,8 @@
-"""Data files on a local path: .npz, .csv, .parquet and IDX (a file pair or a directory of them)."""
+"""Data files on a local path: .npz, .csv, .parquet and IDX (a file pair or a directory of them).
+
+A file that is not there, or cannot be read as its kind, is DataUnavailable; one that reads but does not
+fit training (a target column that is not there, non-numeric features) is an UnusableSpec.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 
 from kubenas_trainer.data.dataset import Dataset
 from kubenas_trainer.data.idx import read_idx
-from kubenas_trainer.spec import Task, Training
+from kubenas_trainer.spec import DataUnavailable, Task, Training, UnusableSpec
 
 _X_KEYS = ("x", "X", "data", "features", "x_train")
 _Y_KEYS = ("y", "Y", "target", "labels", "y_train")
@@ -28,13 +32,18 @@ def make_dataset(
     x_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
 ) -> Dataset:
-    """Cast features to float32 and encode class labels as 0..K-1 (jointly with a shipped test set)."""
+    """Cast features to float32 and encode class labels as 0..K-1 (jointly with a shipped test set); a
+    single value per sample is one feature."""
     task = infer_task(y, task)
+    x = x.reshape(len(x), 1) if x.ndim == 1 else x
+    x_test = x_test.reshape(len(x_test), 1) if x_test is not None and x_test.ndim == 1 else x_test
     if task is Task.CLASSIFICATION:
         both = y if y_test is None else np.concatenate([y, y_test])
         _, codes = np.unique(both, return_inverse=True)
         codes = codes.astype(np.int64).reshape(-1)
         y, y_test = codes[: len(y)], None if y_test is None else codes[len(y) :]
+    elif not (np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)):
+        raise UnusableSpec(f"training.task: regression needs numeric targets, not {y.dtype} ones")
     else:
         y = y.astype(np.float32).reshape(len(y))
         y_test = None if y_test is None else y_test.astype(np.float32).reshape(len(y_test))
@@ -46,7 +55,9 @@ def _first(archive: np.lib.npyio.NpzFile, keys: tuple[str, ...], path: Path) -> 
     for key in keys:
         if key in archive:
             return np.asarray(archive[key])
-    raise ValueError(f"{path}: needs an array named one of {', '.join(keys)} (has {', '.join(archive)})")
+    raise DataUnavailable(
+        f"training.dataset: {path} needs an array named one of {', '.join(keys)} (has {', '.join(archive)})"
+    )
 
 
 def load_npz(path: Path, training: Training) -> Dataset:
@@ -66,11 +77,16 @@ def load_table(path: Path, training: Training) -> Dataset:
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     target = training.target or ("target" if "target" in frame.columns else str(frame.columns[-1]))
     if target not in frame.columns:
-        raise ValueError(f"training.target: column {target!r} is not in {path} ({', '.join(frame.columns)})")
+        raise UnusableSpec(
+            f"training.target: column {target!r} is not in {path} ({', '.join(frame.columns)})"
+        )
     features = frame.drop(columns=[target])
     non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
-        raise ValueError(f"{path}: feature columns must be numeric; {', '.join(non_numeric)} are not")
+        raise UnusableSpec(
+            f"training.target: {path}: feature columns must be numeric; {', '.join(non_numeric)} are not "
+            f"(the target is {target!r})"
+        )
     return make_dataset(features.to_numpy(dtype=np.float32), frame[target].to_numpy(), training.task)
 
 
@@ -90,7 +106,9 @@ def load_idx(path: Path, training: Training) -> Dataset:
         train = [p for p in images if p.name.startswith("train")]
         test = [p for p in images if p.name.startswith(("t10k", "test"))]
         if not train:
-            raise ValueError(f"{path}: no train-images-idx3-ubyte[.gz] file in the directory")
+            raise DataUnavailable(
+                f"training.dataset: {path}: no train-images-idx3-ubyte[.gz] file in the directory"
+            )
         x, y = _idx_images(train[0]), read_idx(_labels_for(train[0]))
         if test:
             return make_dataset(x, y, training.task, _idx_images(test[0]), read_idx(_labels_for(test[0])))
@@ -99,12 +117,22 @@ def load_idx(path: Path, training: Training) -> Dataset:
 
 
 def load_file(path: Path, training: Training) -> Dataset:
+    """The data set in a local file (or directory of IDX files) of a kind its name says."""
     if not path.exists():
-        raise FileNotFoundError(f"training.dataset: {path} does not exist")
+        raise DataUnavailable(f"training.dataset: {path} does not exist")
     if path.suffix == ".npz":
-        return load_npz(path, training)
-    if path.suffix in (".csv", ".parquet"):
-        return load_table(path, training)
-    if path.is_dir() or "-ubyte" in path.name:
-        return load_idx(path, training)
-    raise ValueError(f"training.dataset: {path} is not a .npz, .csv, .parquet or IDX file")
+        load = load_npz
+    elif path.suffix in (".csv", ".parquet"):
+        load = load_table
+    elif path.is_dir() or "-ubyte" in path.name:
+        load = load_idx
+    else:
+        raise DataUnavailable(f"training.dataset: {path} is not a .npz, .csv, .parquet or IDX file")
+    try:
+        return load(path, training)
+    except UnusableSpec:
+        raise
+    except Exception as error:  # whatever the readers raise on a file they cannot read
+        raise DataUnavailable(
+            f"training.dataset: {path} cannot be read: {type(error).__name__}: {error}"[:1000]
+        ) from error

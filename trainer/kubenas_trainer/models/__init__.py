@@ -1,8 +1,10 @@
 """Build a PyTorch network from a candidate's architecture and its data set's shapes.
 
-Each layer family is one builder in LAYER_BUILDERS: (layer, input shape, where) -> (modules, output
-shape). A builder rejects an input shape it cannot take with an ArchitectureError naming the layer
-and the rule, so an impossible candidate fails before any training.
+The shapes are kubenas_trainer.shapes' (the torch-free rules the control plane checks search spaces
+with): check_architecture says what each layer takes and gives, or raises an ArchitectureError naming the
+layer and the rule, so an impossible candidate fails before any training. Each layer family is then one
+builder in LAYER_BUILDERS, (layer, its shapes) -> the layer's module, after the adapter (flatten, global
+average, image rows) the rules call for.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from torch import nn
 from kubenas_trainer.models.conv import build_conv1d, build_conv2d
 from kubenas_trainer.models.dense import build_dense
 from kubenas_trainer.models.recurrent import build_recurrent
-from kubenas_trainer.models.shapes import ArchitectureError, Shape, to_features
+from kubenas_trainer.models.shapes import adapter_modules
+from kubenas_trainer.shapes import ArchitectureError, LayerShapes, Shape, check_architecture, to_features
 from kubenas_trainer.spec import Architecture, Layer, LayerType
 
 __all__ = ["LAYER_BUILDERS", "ArchitectureError", "build_model"]
 
-LayerBuilder = Callable[[Layer, Shape, str], tuple[list[nn.Module], Shape]]
+LayerBuilder = Callable[[Layer, LayerShapes], nn.Module]
 
 LAYER_BUILDERS: dict[LayerType, LayerBuilder] = {
     LayerType.DENSE: build_dense,
@@ -31,12 +34,13 @@ LAYER_BUILDERS: dict[LayerType, LayerBuilder] = {
 
 
 def build_model(architecture: Architecture, input_shape: Shape, num_outputs: int) -> nn.Sequential:
-    """Hidden layers in order, then features (flattened or pooled) into a linear output layer."""
+    """Hidden layers in order, each after its adapter, then features (flattened or pooled) into a linear
+    output layer."""
     modules: list[nn.Module] = []
-    shape = input_shape
-    for position, layer in enumerate(architecture.layers):
-        built, shape = LAYER_BUILDERS[layer.type](layer, shape, f"architecture.layers[{position}]")
-        modules += built
-    adapter, (width,) = to_features(shape)
-    modules += [*([adapter] if adapter else []), nn.Linear(width, num_outputs)]
+    shapes = check_architecture(architecture, input_shape)
+    for layer, sizes in zip(architecture.layers, shapes, strict=True):
+        modules += [*adapter_modules(sizes.adapter, sizes.input), LAYER_BUILDERS[layer.type](layer, sizes)]
+    last = shapes[-1].output
+    adapter, (width,) = to_features(last)
+    modules += [*adapter_modules(adapter, last), nn.Linear(width, num_outputs)]
     return nn.Sequential(*modules)

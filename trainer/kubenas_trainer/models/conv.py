@@ -5,10 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from kubenas_trainer.models.blocks import ACTIVATIONS, channel_norm
-from kubenas_trainer.models.shapes import ArchitectureError, Shape, describe
+from kubenas_trainer.shapes import DEFAULT_KERNEL, POOL_WINDOW, LayerShapes
 from kubenas_trainer.spec import Layer, Pooling
-
-DEFAULT_KERNEL = 3
 
 
 class ConvBlock(nn.Module):
@@ -27,7 +25,7 @@ class ConvBlock(nn.Module):
             same = channels_in == layer.units
             self.skip = nn.Identity() if same else conv(channels_in, layer.units, 1, bias=False)
         pools = {Pooling.MAX: (nn.MaxPool1d, nn.MaxPool2d), Pooling.AVG: (nn.AvgPool1d, nn.AvgPool2d)}
-        self.pool = pools[layer.pooling][dims - 1](2) if layer.pooling in pools else nn.Identity()
+        self.pool = pools[layer.pooling][dims - 1](POOL_WINDOW) if layer.pooling in pools else nn.Identity()
         self.drop = nn.Dropout(layer.dropout) if layer.dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -41,40 +39,11 @@ class ConvBlock(nn.Module):
         return h.transpose(1, 2) if self.sequence else h
 
 
-def _check_extent(layer: Layer, extent: tuple[int, ...], where: str) -> None:
-    kernel = layer.kernel_size or DEFAULT_KERNEL
-    if kernel > min(extent):
-        raise ArchitectureError(
-            f"{where} ({layer.type}): kernelSize {kernel} exceeds the input's extent {extent}; "
-            "the kernel must fit the input"
-        )
-    if layer.pooling not in (None, Pooling.NONE) and min(extent) < 2:
-        raise ArchitectureError(
-            f"{where} ({layer.type}): pooling halves the extent {extent}, which must be >= 2 for it"
-        )
+def build_conv1d(layer: Layer, shapes: LayerShapes) -> nn.Module:
+    """A sequence (L, C) in."""
+    return ConvBlock(1, shapes.inner[1], layer)
 
 
-def _pooled(extent: tuple[int, ...], layer: Layer) -> tuple[int, ...]:
-    return extent if layer.pooling in (None, Pooling.NONE) else tuple(e // 2 for e in extent)
-
-
-def build_conv1d(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:
-    if len(shape) != 2:
-        raise ArchitectureError(
-            f"{where} (conv1d): needs a sequence (length, channels) as input, but gets {describe(shape)}; "
-            "conv1d applies to sequence data sets, before any dense layer"
-        )
-    length, channels = shape
-    _check_extent(layer, (length,), where)
-    return [ConvBlock(1, channels, layer)], (_pooled((length,), layer)[0], layer.units)
-
-
-def build_conv2d(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:
-    if len(shape) != 3:
-        raise ArchitectureError(
-            f"{where} (conv2d): needs an image (channels, height, width) as input, but gets "
-            f"{describe(shape)}; conv2d applies to image data sets, before any dense or recurrent layer"
-        )
-    channels, height, width = shape
-    _check_extent(layer, (height, width), where)
-    return [ConvBlock(2, channels, layer)], (layer.units, *_pooled((height, width), layer))
+def build_conv2d(layer: Layer, shapes: LayerShapes) -> nn.Module:
+    """An image (C, H, W) in."""
+    return ConvBlock(2, shapes.inner[0], layer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from kubenas_trainer.models.blocks import ACTIVATIONS, feature_norm, projection
-from kubenas_trainer.models.shapes import Shape, to_features
+from kubenas_trainer.shapes import LayerShapes
 from kubenas_trainer.spec import Layer
 
 
@@ -26,7 +26,6 @@ class DenseBlock(nn.Module):
         return out
 
 
-def build_dense(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:
-    """Any input works: sequences and images are flattened (or pooled) to features first."""
-    adapter, (width,) = to_features(shape)
-    return [*([adapter] if adapter else []), DenseBlock(width, layer)], (layer.units,)
+def build_dense(layer: Layer, shapes: LayerShapes) -> nn.Module:
+    """Features in (sequences and images are flattened or pooled to features before it)."""
+    return DenseBlock(shapes.inner[0], layer)

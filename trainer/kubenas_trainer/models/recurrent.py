@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from kubenas_trainer.models.blocks import ACTIVATIONS, feature_norm, projection
-from kubenas_trainer.models.shapes import ArchitectureError, ImageRows, Shape, describe
+from kubenas_trainer.shapes import LayerShapes
 from kubenas_trainer.spec import Layer, LayerType
 
 CELLS: dict[LayerType, type[nn.LSTM] | type[nn.GRU]] = {LayerType.LSTM: nn.LSTM, LayerType.GRU: nn.GRU}
@@ -33,16 +33,6 @@ class RecurrentBlock(nn.Module):
         return out
 
 
-def build_recurrent(layer: Layer, shape: Shape, where: str) -> tuple[list[nn.Module], Shape]:
-    """Sequences go straight in; an image is read row by row."""
-    modules: list[nn.Module] = []
-    if len(shape) == 3:
-        modules.append(ImageRows())
-        shape = (shape[1], shape[0] * shape[2])
-    if len(shape) != 2:
-        raise ArchitectureError(
-            f"{where} ({layer.type}): needs a sequence (length, channels) or an image as input, but gets "
-            f"{describe(shape)}; recurrent layers apply to sequence or image data, before any dense layer"
-        )
-    width = layer.units * (2 if layer.bidirectional else 1)
-    return [*modules, RecurrentBlock(shape[1], layer)], (shape[0], width)
+def build_recurrent(layer: Layer, shapes: LayerShapes) -> nn.Module:
+    """A sequence in (an image is read row by row before it)."""
+    return RecurrentBlock(shapes.inner[1], layer)

@@ -1,31 +1,28 @@
-"""Per-sample tensor shapes between layers, and the adapters inserted where a layer needs another shape.
+"""The torch side of kubenas_trainer.shapes: the adapter modules its rules put between layers.
 
-Shapes exclude the batch: features (F,), a sequence (length, channels) or an image (C, H, W).
+The shape rules and ArchitectureError live in kubenas_trainer.shapes (torch-free, shared with the control
+plane); they are re-exported here for compatibility.
 """
 
 from __future__ import annotations
 
-from math import prod
-
 from torch import Tensor, nn
 
-from kubenas_trainer.spec import UnusableSpec
+from kubenas_trainer.shapes import FLATTEN_LIMIT, Adapter, ArchitectureError, Shape, describe
 
-Shape = tuple[int, ...]
-FLATTEN_LIMIT = 4096  # larger sequences and images are reduced by global average pooling instead
-
-
-class ArchitectureError(UnusableSpec):
-    """A candidate that cannot be built for its data set; the message names the layer and the rule."""
-
-
-def describe(shape: Shape) -> str:
-    kind = {1: "features", 2: "a sequence (length, channels)", 3: "an image (channels, height, width)"}
-    return f"{kind.get(len(shape), 'a tensor')} of shape {shape}"
+__all__ = [
+    "FLATTEN_LIMIT",
+    "ArchitectureError",
+    "GlobalAveragePool",
+    "ImageRows",
+    "Shape",
+    "adapter_modules",
+    "describe",
+]
 
 
 class GlobalAveragePool(nn.Module):
-    """Mean over time (sequences, (N, L, C)) or over space (images, (N, C, H, W))."""
+    """Mean over time (sequences, (N, L, C)) or over space (images, (N, C, H, W), and larger ranks)."""
 
     def __init__(self, dims: tuple[int, ...]) -> None:
         super().__init__()
@@ -42,12 +39,12 @@ class ImageRows(nn.Module):
         return x.permute(0, 2, 1, 3).flatten(2)
 
 
-def to_features(shape: Shape) -> tuple[nn.Module | None, Shape]:
-    """Flatten a sequence or image when small enough, else average it globally; features stay as they are."""
-    if len(shape) == 1:
-        return None, shape
-    if prod(shape) <= FLATTEN_LIMIT:
-        return nn.Flatten(), (prod(shape),)
-    if len(shape) == 2:
-        return GlobalAveragePool((1,)), (shape[1],)
-    return GlobalAveragePool((2, 3)), (shape[0],)
+def adapter_modules(adapter: Adapter, shape: Shape) -> list[nn.Module]:
+    """The module (none or one) doing `adapter` to inputs of `shape` (per sample)."""
+    if adapter is Adapter.FLATTEN:
+        return [nn.Flatten()]
+    if adapter is Adapter.AVERAGE:
+        return [GlobalAveragePool((1,) if len(shape) == 2 else tuple(range(2, len(shape) + 1)))]
+    if adapter is Adapter.IMAGE_ROWS:
+        return [ImageRows()]
+    return []
