@@ -96,6 +96,7 @@ class ControlPlane:
         self._etcd_url = ""
         self.startup_seconds = 0.0
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._argv: dict[str, list[str]] = {}
         self._kubectl: Kubectl | None = None
 
     # -- public API -------------------------------------------------------------------------
@@ -155,7 +156,16 @@ class ControlPlane:
     # -- components ---------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self._argv[name] = argv
         self._procs[name] = spawn(argv, self.log(name), cwd=self.workdir)
+
+    def restart(self, component: str, down_seconds: float = 0.0) -> None:
+        """Kill one component (e.g. kube-apiserver, etcd), leave it down a while, start it again with
+        the same flags and data, and wait until the API answers again (a chaos test's outage)."""
+        terminate(self._procs.pop(component), grace=2.0)
+        time.sleep(down_seconds)
+        self._procs[component] = spawn(self._argv[component], self.log(component), cwd=self.workdir)
+        self._wait(component, self._apiserver_ready)
 
     def _start_etcd(self, bins: Path, client_port: int, peer_port: int) -> None:
         client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
