@@ -3,6 +3,7 @@ on a running experiment."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,53 @@ def test_a_budget_changed_on_a_running_experiment_keeps_its_trials_and_applies(
             assert items[name]["status"] == trial["status"]
     assert seen_parallel <= 1
     assert done["status"]["phase"] == "Succeeded" and done["status"]["observedGeneration"] == 2
+
+
+def test_an_evicted_trial_resumes_its_checkpoint_and_its_restarts_are_counted(
+    kube: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A pod evicted mid-training (a drain, a preemption) is replaced by the Job; the new pod resumes the
+    trial's checkpoint: the trial neither fails nor starts over, and the restart is counted."""
+    from kubernetes import client, config
+
+    config.load_kube_config(str(kube.kubeconfig))
+    core = client.CoreV1Api()
+    volume = tmp_path / "checkpoints"
+    doc = experiment("evict", max_trials=1, parallel=1, epochs=30)
+    doc["spec"]["searchSpace"]["hyperparameters"]["batchSize"] = {"values": [8]}  # a few seconds a trial
+    doc["spec"]["trialTemplate"]["checkpointVolume"] = {"hostPath": {"path": str(volume)}}
+    metrics = volume / namespace / "evict" / "evict-0" / "metrics.jsonl"
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+        apply(kube, namespace, doc)
+        wait_for(  # a few epochs in, with a checkpoint on the volume
+            lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3,
+            180,
+            "three epochs",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+        [pod] = get_json(kube, "pods", "-n", namespace, "-l", "job-name=evict-0")["items"]
+        evicted = pod["metadata"]["name"]
+        eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=evicted, namespace=namespace))
+        core.create_namespaced_pod_eviction(evicted, namespace, eviction)
+        done = wait_for(
+            lambda: finished(kube, namespace, "evict"),
+            300,
+            "the experiment",
+            lambda: diagnostics(kube, namespace, operator),
+        )
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    [trial] = get_json(kube, "nastrials", "-n", namespace)["items"]
+    assert trial["status"]["phase"] == "Succeeded" and trial["status"]["epochs"] == 30
+    [job] = get_json(kube, "jobs", "-n", namespace)["items"]
+    assert trial["status"].get("restarts") == 1, (trial["status"], job["status"])
+    assert job["status"]["failed"] == 1 and job["status"]["succeeded"] == 1
+    rows = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert rows == list(range(1, 31))  # one unbroken curve: nothing trained twice, nothing lost
+    [replacement] = get_json(kube, "pods", "-n", namespace, "-l", "job-name=evict-0")["items"]
+    assert replacement["metadata"]["name"] != evicted
+    assert (
+        kube.agent is None
+        or "resumed from" in kube.agent.logs(namespace, replacement["metadata"]["name"])["trainer"]
+    )
+    restarted = warnings(kube, namespace, "TrialRestarted")
+    assert len(restarted) == 1 and restarted[0]["message"].startswith("evict-0: a pod ended early")

@@ -50,7 +50,11 @@ def test_job_carries_the_trial_spec_resources_and_placement() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert json.loads(env["KUBENAS_TRIAL_SPEC"])["candidate"] == CANDIDATE.to_dict()
     assert env["A"] == "1"
-    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 3
+    # a preempted or evicted pod is replaced (and resumes); a trainer's own failure ends the Job
+    [disrupted, exited] = job["spec"]["podFailurePolicy"]["rules"]
+    assert disrupted == {"action": "Count", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert exited["action"] == "FailJob" and exited["onExitCodes"]["values"] == [1, 2]
     assert pod["nodeSelector"] == {"pool": "gpu"}
     assert pod["tolerations"][0]["operator"] == "Exists"
     assert job["spec"]["template"]["metadata"]["labels"]["kubenas.dev/trial"] == "exp-4"

@@ -2,6 +2,8 @@
 
 Pydantic emits JSON Schema 2020-12; Kubernetes wants a structural OpenAPI v3.0 schema: every node
 typed, no $ref, no null branches, boolean exclusive bounds, int-or-string for resource quantities.
+x-kubernetes-validations of a field and of its model add up; a domain field's Range (DOMAIN_BOUNDS)
+becomes bounds of the domain's values, min and max.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kubenas.api.experiment import GROUP, VERSION, NASExperimentSpec
+from kubenas.api.experiment import GROUP, NAME_RULES, VERSION, NASExperimentSpec
+from kubenas.api.space import DOMAIN_BOUNDS
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
+
+RULES = "x-kubernetes-validations"
 
 _KEEP = {
     "type",
@@ -27,6 +32,8 @@ _KEEP = {
     "maxLength",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "pattern",
     "x-kubernetes-validations",
     "x-kubernetes-preserve-unknown-fields",
@@ -42,19 +49,29 @@ def structural_schema(model: type[BaseModel], description: str) -> dict[str, Any
     return out
 
 
+def _merge(base: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """node over base (a field over its type), with the validation rules of both."""
+    merged = {**base, **node}
+    if RULES in base and RULES in node:
+        merged[RULES] = [*base[RULES], *node[RULES]]
+    return merged
+
+
 def _inline(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Resolve $ref, single allOf and nullable anyOf into one plain (still unconverted) node."""
     node = dict(node)
     while True:
         if "$ref" in node:
-            node = {**defs[node.pop("$ref").split("/")[-1]], **node}
+            node = _merge(defs[node.pop("$ref").split("/")[-1]], node)
         elif "allOf" in node and len(node["allOf"]) == 1:
-            node = {**node.pop("allOf")[0], **node}
+            node = _merge(node.pop("allOf")[0], node)
         elif "anyOf" in node:
             branches = [b for b in node["anyOf"] if b.get("type") != "null"]
             if {b.get("type") for b in branches} == {"integer", "string"}:
                 del node["anyOf"]
                 node["x-kubernetes-int-or-string"] = True
+                text = next(b for b in branches if b["type"] == "string")
+                node.update({k: v for k, v in text.items() if k in ("maxLength", "pattern")})
             elif len(branches) == 1:
                 del node["anyOf"]
                 node = {**branches[0], **node}
@@ -83,6 +100,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         del node["additionalProperties"]
     if "items" in node:
         node["items"] = _convert(node["items"], defs)
+    if DOMAIN_BOUNDS in node:
+        _bound_domain(node, _convert(node.pop(DOMAIN_BOUNDS), defs))
     default = node.get("default")
     result = {k: v for k, v in node.items() if k in _KEEP or k in ("exclusiveMinimum", "exclusiveMaximum")}
     if isinstance(default, bool | int | float | str):
@@ -90,6 +109,13 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if result.get("x-kubernetes-int-or-string"):
         result.pop("type", None)
     return result
+
+
+def _bound_domain(node: dict[str, Any], bounds: dict[str, Any]) -> None:
+    """A domain's Range on each value it holds: its values' items, min and max."""
+    props = node["properties"]
+    for target in (props["values"]["items"], props["min"], props["max"]):
+        target.update(bounds)
 
 
 def _crd(
@@ -100,7 +126,23 @@ def _crd(
     status: type[BaseModel],
     description: str,
     columns: list[dict[str, Any]],
+    name_rules: list[Any] | None = None,
 ) -> dict[str, Any]:
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            # The API server checks metadata itself; a CRD may only bound name (and generateName).
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 253}}},
+            "spec": structural_schema(spec, f"Desired state of the {kind}."),
+            "status": structural_schema(status, f"Observed state of the {kind}."),
+        },
+    }
+    if name_rules:
+        root[RULES] = name_rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -123,20 +165,7 @@ def _crd(
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": description,
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": structural_schema(spec, f"Desired state of the {kind}."),
-                                "status": structural_schema(status, f"Observed state of the {kind}."),
-                            },
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
@@ -169,6 +198,7 @@ def custom_resource_definitions() -> dict[str, dict[str, Any]]:
                 _column("Best-Trial", ".status.best.trial", priority=1),
                 age,
             ],
+            NAME_RULES,
         ),
         "nastrials.yaml": _crd(
             "NASTrial",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from kubenas_trainer.spec import (
+    BUILTIN_DATASETS,
     CLASSIFICATION_METRICS,
+    DATA_FILE_SUFFIXES,
+    DOWNLOADABLE_DATASETS,
     OBJECTIVE_METRICS,
+    REGRESSION_DATASETS,
     REGRESSION_METRICS,
     CamelModel,
     Direction,
@@ -14,17 +18,27 @@ from kubenas_trainer.spec import (
     Task,
     Training,
 )
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic.alias_generators import to_snake
 
+from kubenas.api.kube import DNS_LABEL, DNS_SUBDOMAIN, GO_SPACE, cel_list, rule
 from kubenas.api.outputs import MetricsSpec, StorageSpec
-from kubenas.api.space import SearchSpace
+from kubenas.api.pod import (
+    IMAGE_RULE,
+    LABELS_RULE,
+    VOLUME_SCHEMA,
+    EnvVar,
+    Resources,
+    Toleration,
+    check_labels,
+    check_volume,
+)
+from kubenas.api.space import EPOCHS, Range, SearchSpace
 
 GROUP = "kubenas.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 DEFAULT_TRAINER_IMAGE = "ghcr.io/kubenas/kubenas-trainer:0.1.0"
-
-Quantity = int | str
 
 
 class MetricGoal(CamelModel):
@@ -105,6 +119,32 @@ class StrategySpec(CamelModel):
     )
 
 
+# Every child's name must fit where Kubernetes puts it: a trial is <experiment>-<index>, its Jobs are
+# <trial> and, continuing a paused trial, <trial>-e<epochs>; a Job's name is its pods' label job-name (a
+# label value: at most 63 characters), and its pods are <job>-<5 random characters> (a DNS label: 63).
+MAX_TRIALS = 100000
+MAX_EPOCHS = int(max(Range.of(Training, "epochs").high, EPOCHS.high))
+NAME_LIMIT = 63 - len(f"-{MAX_TRIALS - 1}") - len(f"-e{MAX_EPOCHS}") - len("-xxxxx")
+NAME_RULE = (
+    f"so that a trial's Job <name>-<index>-e<epochs> and its pods <job>-<5 characters> fit in 63 "
+    f"(index < {MAX_TRIALS}, epochs <= {MAX_EPOCHS})"
+)
+NAME_PATTERN_RULE = "must be a DNS label: lowercase letters, digits and '-', starting and ending alphanumeric"
+# The CRD's rules on metadata.name (the API server itself only checks a DNS subdomain, <= 253).
+NAME_RULES: list[JsonValue] = [
+    rule(
+        f"!has(self.metadata.name) || self.metadata.name.size() <= {NAME_LIMIT}",
+        f"must be at most {NAME_LIMIT} characters, {NAME_RULE}",
+        ".metadata.name",
+    ),
+    rule(
+        f"!has(self.metadata.name) || self.metadata.name.matches('{DNS_LABEL}')",
+        NAME_PATTERN_RULE,
+        ".metadata.name",
+    ),
+]
+
+
 class Budget(CamelModel):
     """How many trials, how many at once, and how many failures are tolerated."""
 
@@ -119,7 +159,7 @@ class Budget(CamelModel):
         }
     }
 
-    max_trials: int = Field(default=10, ge=1, le=100000, description="Trials to run in total.")
+    max_trials: int = Field(default=10, ge=1, le=MAX_TRIALS, description="Trials to run in total.")
     parallel_trials: int = Field(default=1, ge=1, le=10000, description="Trials running at the same time.")
     max_failed_trials: int = Field(
         default=3, ge=0, description="The experiment fails when more trials than this have failed."
@@ -135,42 +175,42 @@ class Budget(CamelModel):
         return self
 
 
-class Toleration(CamelModel):
-    key: str | None = None
-    operator: str | None = Field(default=None, json_schema_extra={"enum": ["Exists", "Equal"]})
-    value: str | None = None
-    effect: str | None = Field(
-        default=None, json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}
-    )
-    toleration_seconds: int | None = None
-
-
-class EnvVar(CamelModel):
-    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-    value: str = ""
-
-
-class Resources(CamelModel):
-    requests: dict[str, Quantity] = Field(default_factory=dict, description="Resource requests of a trial.")
-    limits: dict[str, Quantity] = Field(default_factory=dict, description="Resource limits of a trial.")
-
-
 class TrialTemplate(CamelModel):
     """How each trial's Job looks on a cluster (ignored by the local runner, except env)."""
 
-    image: str = Field(default=DEFAULT_TRAINER_IMAGE, min_length=1, description="Trainer image.")
-    image_pull_policy: str | None = Field(
-        default=None, json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]}
+    image: str = Field(
+        default=DEFAULT_TRAINER_IMAGE,
+        min_length=1,
+        max_length=4096,
+        description="Trainer image.",
+        json_schema_extra={"x-kubernetes-validations": [rule("self == self.trim()", IMAGE_RULE)]},
     )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     resources: Resources = Field(
         default=Resources(requests={"cpu": "1", "memory": "2Gi"}, limits={"nvidia.com/gpu": 1}),
         description="Requests and limits; one nvidia.com/gpu by default.",
     )
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of trial pods.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of trial pods.")
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node selector of trial pods (label keys and values).",
+        json_schema_extra={"x-kubernetes-validations": [LABELS_RULE]},
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="Tolerations of trial pods."
+    )
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment of the trainer.")
-    service_account_name: str | None = Field(default=None, description="Service account of trial pods.")
-    backoff_limit: int = Field(default=0, ge=0, le=10, description="Pod retries before a trial fails.")
+    service_account_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="Service account of trial pods."
+    )
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Pods of a segment that may be preempted, evicted or crash and be replaced (each "
+        "replacement resumes the trial's checkpoint) before the trial fails. A trainer that exits with a "
+        "failure (exit code 1 or 2) is not retried: another pod would answer the same.",
+    )
     active_deadline_seconds: int | None = Field(
         default=None, ge=1, description="Wall-clock limit of one trial."
     )
@@ -183,8 +223,25 @@ class TrialTemplate(CamelModel):
             "cluster by earlyStopping asha/hyperband and strategies pbt/miha: a continued trial reads the "
             "checkpoint an earlier Job wrote."
         ),
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra=VOLUME_SCHEMA,
     )
+
+    @field_validator("checkpoint_volume")
+    @classmethod
+    def _one_source(cls, volume: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if volume is None else check_volume(volume)
+
+    @field_validator("image")
+    @classmethod
+    def _no_surrounding_space(cls, image: str) -> str:
+        if image.strip(GO_SPACE) != image:
+            raise ValueError(f"{IMAGE_RULE} (image={image!r})")
+        return image
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, selector: dict[str, str]) -> dict[str, str]:
+        return check_labels(selector)
 
 
 class EarlyStopping(CamelModel):
@@ -214,12 +271,84 @@ class EarlyStopping(CamelModel):
     )
 
 
+def _default(model: type[CamelModel], field: str) -> str:
+    value = model.model_fields[to_snake(field)].default
+    return repr(value) if isinstance(value, int | float) else f"'{value}'"
+
+
+def _or_default(section: str, field: str, model: type[CamelModel]) -> str:
+    """CEL for spec.<section>.<field>, or the model's default when left out (the API server fills a
+    default in only where the section itself is given)."""
+    path = f"self.{section}.{field}"
+    return f"(has(self.{section}) && has({path}) ? {path} : {_default(model, field)})"
+
+
+def _or_default_here(field: str, model: type[CamelModel]) -> str:
+    return f"(has(self.{field}) ? self.{field} : {_default(model, field)})"
+
+
+_KNOWN_DATASETS = BUILTIN_DATASETS + DOWNLOADABLE_DATASETS
+_METRIC = _or_default("objective", "metric", Objective)
+_DATASET = _or_default("training", "dataset", Training)
+_KNOWN_TASK = f"(has(self.training) && has(self.training.task) || {_DATASET} in {cel_list(_KNOWN_DATASETS)})"
+_REGRESSION = (
+    "(has(self.training) && has(self.training.task) ? self.training.task == 'regression' : "
+    f"{_DATASET} in {cel_list(REGRESSION_DATASETS)})"
+)
+_ASHA = f"{_or_default('earlyStopping', 'rule', EarlyStopping)} in ['asha', 'hyperband']"
+# The spec's cross-field rules (those of NASExperimentSpec and Training), as the API server checks them.
+_SPEC_RULES: list[JsonValue] = [
+    rule(
+        f"{_METRIC} == 'trainingSeconds' || !{_KNOWN_TASK} || ({_REGRESSION} ? "
+        f"{_METRIC} in {cel_list(REGRESSION_METRICS)} : {_METRIC} in {cel_list(CLASSIFICATION_METRICS)})",
+        "must be a metric the data set's task reports: "
+        f"{', '.join(CLASSIFICATION_METRICS)} for classification, {', '.join(REGRESSION_METRICS)} for "
+        "regression, or trainingSeconds",
+        ".objective.metric",
+    ),
+    rule(
+        f"!({_ASHA}) || !has(self.searchSpace) || !has(self.searchSpace.hyperparameters) "
+        "|| !has(self.searchSpace.hyperparameters.epochs)",
+        "must be left out with earlyStopping.rule asha or hyperband, which decides how many epochs each "
+        "trial trains (up to training.epochs)",
+        ".searchSpace.hyperparameters.epochs",
+    ),
+    rule(
+        f"!({_ASHA}) || {_or_default('earlyStopping', 'minEpochs', EarlyStopping)} < "
+        f"{_or_default('training', 'epochs', Training)}",
+        "must be below training.epochs with earlyStopping.rule asha or hyperband",
+        ".earlyStopping.minEpochs",
+    ),
+]
+_TRAINING_RULES: list[JsonValue] = [
+    rule(
+        f"!has(self.dataset) || self.dataset in {cel_list(_KNOWN_DATASETS)} || "
+        + " || ".join(f"self.dataset.endsWith('{suffix}')" for suffix in DATA_FILE_SUFFIXES)
+        + " || self.dataset.contains('/')",
+        f"must be one of {', '.join(_KNOWN_DATASETS)}, or a path or s3:// URI of a .npz, .csv, .parquet or "
+        "IDX file",
+        ".dataset",
+    ),
+    rule(
+        f"{_or_default_here('validationFraction', Training)} + "
+        f"{_or_default_here('testFraction', Training)} <= 0.9",
+        "validationFraction + testFraction must be <= 0.9",
+    ),
+]
+
+
 class NASExperimentSpec(CamelModel):
+    model_config = CamelModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": _SPEC_RULES}}
+
     objective: Objective = Field(default=Objective(), description="What to optimise.")
     search_space: SearchSpace = Field(default=SearchSpace(), description="Candidates to search over.")
     strategy: StrategySpec = Field(default=StrategySpec(), description="How candidates are chosen.")
     budget: Budget = Field(default=Budget(), description="Trial budget.")
-    training: Training = Field(default=Training(), description="How each trial trains.")
+    training: Training = Field(
+        default=Training(),
+        description="How each trial trains.",
+        json_schema_extra={"x-kubernetes-validations": _TRAINING_RULES},
+    )
     early_stopping: EarlyStopping = Field(
         default=EarlyStopping(),
         description=(
@@ -269,19 +398,61 @@ class NASExperimentSpec(CamelModel):
         return self
 
 
+# The fields of a Kubernetes ObjectMeta (a manifest's metadata); any other is a typo.
+OBJECT_META = [
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+]
+
+
 class Metadata(CamelModel):
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1, max_length=52, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str = Field(min_length=1, pattern=DNS_LABEL, description=f"At most {NAME_LIMIT} characters.")
     namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(OBJECT_META))
+            if unknown:
+                raise ValueError(f"{unknown[0]}: not a field of metadata (ObjectMeta)")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _fits(cls, name: str) -> str:
+        if len(name) > NAME_LIMIT:
+            raise ValueError(f"must be at most {NAME_LIMIT} characters (got {len(name)}), {NAME_RULE}")
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
 
 
 class NASExperiment(CamelModel):
-    """A whole manifest, as read by the local runner."""
-
-    model_config = ConfigDict(extra="ignore")
+    """A whole manifest, as read by the local runner (and as `kubectl apply` would send it)."""
 
     api_version: str = Field(default=API_VERSION, pattern=rf"^{GROUP}/")
     kind: str = Field(default="NASExperiment", pattern="^NASExperiment$")
     metadata: Metadata
-    spec: NASExperimentSpec = Field(default=NASExperimentSpec())
+    spec: NASExperimentSpec
+    status: dict[str, Any] | None = Field(default=None, description="Written by the operator; ignored here.")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
 
-URL = r"^https?://[^\s/]+(/\S*)?$"
+# Whitespace spelled out: \s is ASCII whitespace to the API server (RE2) but Unicode whitespace to the
+# models (Rust's regex), so a pattern with \s would let the two disagree on a no-break space.
+_SPACE = r"\t\n\f\r "
+URL = rf"^https?://[^{_SPACE}/]+(/[^{_SPACE}]*)?$"
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
@@ -39,7 +42,7 @@ class StorageSpec(CamelModel):
     prefix: str = Field(
         default="kubenas",
         max_length=512,
-        pattern=r"^[^/\s]([^\s]*[^/\s])?$",
+        pattern=rf"^[^/{_SPACE}]([^{_SPACE}]*[^/{_SPACE}])?$",
         description="Key prefix: each trial uploads to s3://<bucket>/<prefix>/<namespace>/<experiment>/<trial>/.",
     )
     endpoint: str | None = Field(

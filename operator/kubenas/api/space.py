@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Generic, Self, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Self, TypeVar, cast
 
+import annotated_types
 from kubenas_trainer.spec import (
     Activation,
     CamelModel,
     ClipMode,
+    Hyperparameters,
+    Layer,
     LayerType,
     Normalization,
     Optimizer,
     Pooling,
     Schedule,
 )
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 _ONE_OF: dict[str, JsonValue] = {
     "rule": "has(self.values) ? !has(self.min) && !has(self.max) : has(self.min) && has(self.max)",
@@ -33,6 +37,61 @@ _LOG_POSITIVE: dict[str, JsonValue] = {
 
 N = TypeVar("N", int, float)
 _RULES: list[JsonValue] = [_ONE_OF, _ORDERED, _LOG_POSITIVE]
+# The JSON Schema key under which a domain field carries its Range; `kubenas crd` turns it into bounds
+# of the domain's values, min and max, so that the API server refuses what the models refuse.
+DOMAIN_BOUNDS = "x-kubenas-domain-bounds"
+
+
+def _num(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a domain field may hold, [low, high] or with an open end: what a candidate's field
+    accepts, so that a space cannot propose a candidate the trainer's contract refuses."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    label: str = ""  # what the message calls the values, e.g. "layer count"
+
+    @classmethod
+    def of(cls, model: type[BaseModel], field: str) -> Range:
+        """The bounds a model's field declares (ge/gt/le/lt)."""
+        out = cls(-math.inf)
+        for rule in model.model_fields[field].metadata:
+            if isinstance(rule, annotated_types.Ge):
+                out = replace(out, low=cast(float, rule.ge))
+            elif isinstance(rule, annotated_types.Gt):
+                out = replace(out, low=cast(float, rule.gt), low_open=True)
+            elif isinstance(rule, annotated_types.Le):
+                out = replace(out, high=cast(float, rule.le))
+            elif isinstance(rule, annotated_types.Lt):
+                out = replace(out, high=cast(float, rule.lt), high_open=True)
+        return out
+
+    def __str__(self) -> str:
+        opening, closing = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{opening}{_num(self.low)}, {_num(self.high)}{closing}"
+
+    def schema(self) -> dict[str, JsonValue]:
+        """The bounds in JSON Schema, under DOMAIN_BOUNDS (for a Field's json_schema_extra)."""
+        bounds: dict[str, JsonValue] = {("exclusiveMinimum" if self.low_open else "minimum"): self.low}
+        if self.high != math.inf:
+            bounds["exclusiveMaximum" if self.high_open else "maximum"] = self.high
+        return {DOMAIN_BOUNDS: bounds}
+
+    def check(self, name: str, domain: _Domain[Any] | None) -> None:
+        if domain is None:
+            return
+        lo, hi = domain.bounds()
+        below = lo <= self.low if self.low_open else lo < self.low
+        above = hi >= self.high if self.high_open else hi > self.high
+        if below or above:
+            what = f"{self.label} " if self.label else ""
+            raise ValueError(f"{name}: {what}must lie in {self} (got {_num(lo)}..{_num(hi)})")
 
 
 class _Domain(CamelModel, Generic[N]):
@@ -81,6 +140,22 @@ class FloatDomain(_Domain[float]):
     """Real numbers: an explicit list, or a range [min, max], optionally on a log scale."""
 
 
+# What each domain may hold: what a candidate's field accepts (Layer, Hyperparameters), so that every
+# candidate a space can propose is one the trainer's contract accepts.
+LAYER_COUNT = Range(1, 64, label="layer count")  # Architecture.layers: 1 to 64 layers
+UNITS = Range.of(Layer, "units")
+KERNEL_SIZES = Range.of(Layer, "kernel_size")
+DROPOUT = Range.of(Layer, "dropout")
+LEARNING_RATE = Range.of(Hyperparameters, "learning_rate")
+BATCH_SIZE = Range.of(Hyperparameters, "batch_size")
+WEIGHT_DECAY = Range.of(Hyperparameters, "weight_decay")
+MOMENTUM = Range.of(Hyperparameters, "momentum")
+WARMUP_EPOCHS = Range.of(Hyperparameters, "warmup_epochs")
+GRADIENT_CLIP = Range(0.0)  # 0 is off; a candidate's gradientClip is then unset
+LABEL_SMOOTHING = Range.of(Hyperparameters, "label_smoothing")
+EPOCHS = Range.of(Hyperparameters, "epochs")
+
+
 class LayersSpace(CamelModel):
     """Hidden layers: how many, of which kinds, how wide, with which activations.
 
@@ -89,15 +164,29 @@ class LayersSpace(CamelModel):
     manifest that leaves them out proposes the same candidates as before they existed.
     """
 
-    count: IntDomain = Field(default=IntDomain(min=1, max=3), description="Number of hidden layers (1-64).")
+    count: IntDomain = Field(
+        default=IntDomain(min=1, max=3),
+        description="Number of hidden layers (1-64).",
+        json_schema_extra=LAYER_COUNT.schema(),
+    )
     types: list[LayerType] = Field(default=[LayerType.DENSE], min_length=1, description="Layer kinds.")
-    units: IntDomain = Field(default=IntDomain(values=[32, 64, 128, 256]), description="Neurons per layer.")
+    units: IntDomain = Field(
+        default=IntDomain(values=[32, 64, 128, 256]),
+        description=f"Neurons per layer {UNITS}.",
+        json_schema_extra=UNITS.schema(),
+    )
     activations: list[Activation] = Field(
         default=[Activation.RELU], min_length=1, description="Activation functions to choose from."
     )
-    dropout: FloatDomain = Field(default=FloatDomain(values=[0.0]), description="Dropout after each layer.")
+    dropout: FloatDomain = Field(
+        default=FloatDomain(values=[0.0]),
+        description=f"Dropout after each layer {DROPOUT}.",
+        json_schema_extra=DROPOUT.schema(),
+    )
     kernel_sizes: IntDomain = Field(
-        default=IntDomain(values=[3]), description="conv1d/conv2d kernel sizes (1-31)."
+        default=IntDomain(values=[3]),
+        description="conv1d/conv2d kernel sizes (1-31).",
+        json_schema_extra=KERNEL_SIZES.schema(),
     )
     pooling: list[Pooling] = Field(
         default=[Pooling.NONE], min_length=1, description="conv1d/conv2d pooling after the layer."
@@ -110,17 +199,10 @@ class LayersSpace(CamelModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        k_lo, k_hi = self.kernel_sizes.bounds()
-        if k_lo < 1 or k_hi > 31:
-            raise ValueError(f"kernelSizes: must lie in [1, 31] (got {k_lo}..{k_hi})")
-        lo, hi = self.count.bounds()
-        if lo < 1 or hi > 64:
-            raise ValueError(f"count: layer count must lie in [1, 64] (got {lo:g}..{hi:g})")
-        if self.units.bounds()[0] < 1:
-            raise ValueError("units: must be >= 1")
-        low, high = self.dropout.bounds()
-        if low < 0.0 or high >= 1.0:
-            raise ValueError(f"dropout: must lie in [0, 1) (got {low:g}..{high:g})")
+        KERNEL_SIZES.check("kernelSizes", self.kernel_sizes)
+        LAYER_COUNT.check("count", self.count)
+        UNITS.check("units", self.units)
+        DROPOUT.check("dropout", self.dropout)
         return self
 
 
@@ -128,52 +210,63 @@ class HyperparameterSpace(CamelModel):
     """Optimisation hyperparameters searched alongside the architecture."""
 
     learning_rate: FloatDomain = Field(
-        default=FloatDomain(min=1e-4, max=1e-1, log=True), description="Learning rate."
+        default=FloatDomain(min=1e-4, max=1e-1, log=True),
+        description=f"Learning rate {LEARNING_RATE}.",
+        json_schema_extra=LEARNING_RATE.schema(),
     )
     optimizers: list[Optimizer] = Field(default=[Optimizer.ADAM], min_length=1, description="Optimizers.")
-    batch_size: IntDomain = Field(default=IntDomain(values=[32, 64, 128]), description="Mini-batch size.")
-    weight_decay: FloatDomain = Field(default=FloatDomain(values=[0.0]), description="Weight decay (0-1).")
+    batch_size: IntDomain = Field(
+        default=IntDomain(values=[32, 64, 128]),
+        description=f"Mini-batch size {BATCH_SIZE}.",
+        json_schema_extra=BATCH_SIZE.schema(),
+    )
+    weight_decay: FloatDomain = Field(
+        default=FloatDomain(values=[0.0]),
+        description=f"Weight decay {WEIGHT_DECAY}.",
+        json_schema_extra=WEIGHT_DECAY.schema(),
+    )
     momentum: FloatDomain | None = Field(
-        default=None, description="sgd/rmsprop momentum in [0, 1) (default: 0.9 for sgd, 0 for rmsprop)."
+        default=None,
+        description=f"sgd/rmsprop momentum {MOMENTUM} (default: 0.9 for sgd, 0 for rmsprop).",
+        json_schema_extra=MOMENTUM.schema(),
     )
     schedules: list[Schedule] = Field(
         default=[Schedule.CONSTANT], min_length=1, description="Learning-rate schedules."
     )
-    warmup_epochs: IntDomain = Field(default=IntDomain(values=[0]), description="Warm-up epochs.")
+    warmup_epochs: IntDomain = Field(
+        default=IntDomain(values=[0]),
+        description=f"Warm-up epochs {WARMUP_EPOCHS}.",
+        json_schema_extra=WARMUP_EPOCHS.schema(),
+    )
     gradient_clip: FloatDomain = Field(
-        default=FloatDomain(values=[0.0]), description="Gradient clipping threshold; 0 means no clipping."
+        default=FloatDomain(values=[0.0]),
+        description="Gradient clipping threshold; 0 means no clipping.",
+        json_schema_extra=GRADIENT_CLIP.schema(),
     )
     gradient_clip_modes: list[ClipMode] = Field(
         default=[ClipMode.NORM], min_length=1, description="Clip by norm or by value."
     )
     label_smoothing: FloatDomain = Field(
-        default=FloatDomain(values=[0.0]), description="Label smoothing in [0, 1) (classification)."
+        default=FloatDomain(values=[0.0]),
+        description=f"Label smoothing {LABEL_SMOOTHING} (classification).",
+        json_schema_extra=LABEL_SMOOTHING.schema(),
     )
     epochs: IntDomain | None = Field(
-        default=None, description="Training epochs (default: training.epochs for every trial)."
+        default=None,
+        description=f"Training epochs {EPOCHS} (default: training.epochs for every trial).",
+        json_schema_extra=EPOCHS.schema(),
     )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.learning_rate.bounds()[0] <= 0:
-            raise ValueError("learningRate: must be > 0")
-        if self.batch_size.bounds()[0] < 1:
-            raise ValueError("batchSize: must be >= 1")
-        ranges: list[tuple[str, _Domain[Any] | None, float, float, bool]] = [
-            ("weightDecay", self.weight_decay, 0.0, 1.0, True),
-            ("momentum", self.momentum, 0.0, 1.0, False),
-            ("warmupEpochs", self.warmup_epochs, 0, 1000, True),
-            ("gradientClip", self.gradient_clip, 0.0, math.inf, True),
-            ("labelSmoothing", self.label_smoothing, 0.0, 1.0, False),
-            ("epochs", self.epochs, 1, 10000, True),
-        ]
-        for name, domain, low, high, closed in ranges:
-            if domain is None:
-                continue
-            lo, hi = domain.bounds()
-            if lo < low or hi > high or (not closed and hi >= high):
-                bracket = "]" if closed else ")"
-                raise ValueError(f"{name}: must lie in [{low:g}, {high:g}{bracket} (got {lo:g}..{hi:g})")
+        LEARNING_RATE.check("learningRate", self.learning_rate)
+        BATCH_SIZE.check("batchSize", self.batch_size)
+        WEIGHT_DECAY.check("weightDecay", self.weight_decay)
+        MOMENTUM.check("momentum", self.momentum)
+        WARMUP_EPOCHS.check("warmupEpochs", self.warmup_epochs)
+        GRADIENT_CLIP.check("gradientClip", self.gradient_clip)
+        LABEL_SMOOTHING.check("labelSmoothing", self.label_smoothing)
+        EPOCHS.check("epochs", self.epochs)
         return self
 
 

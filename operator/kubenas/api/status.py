@@ -141,6 +141,11 @@ class NASTrialStatus(CamelModel):
         description="Where the trial's run directory is (s3:// with spec.storage, file:// locally): result, "
         "metrics, checkpoint, model.pt2, tensorboard/.",
     )
+    restarts: int | None = Field(
+        default=None,
+        description="Pods of the current segment that were preempted, evicted or crashed and replaced (each "
+        "resumed the checkpoint), bounded by trialTemplate.backoffLimit.",
+    )
     reason: str | None = Field(
         default=None,
         description="Why it failed: InvalidCandidate (this candidate cannot be built for the data), "

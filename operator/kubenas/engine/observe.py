@@ -49,6 +49,7 @@ class SegmentView:
     result: TrialResult | None = None
     start_time: str | None = None
     end_time: str | None = None
+    restarts: int = 0  # its pods (processes) that ended early and were replaced
 
     @property
     def active(self) -> bool:
@@ -131,11 +132,14 @@ def advance(
         ended = status_from_result(result, objective_metric, now, status.start_time or segment.start_time)
         if not ended.curve and status.curve:  # a curve too long for the termination message
             ended = ended.model_copy(update={"curve": status.curve})
-        return ended
+        restarts = max(segment.restarts, status.restarts or 0)
+        return ended.model_copy(update={"restarts": restarts}) if restarts else ended
     if segment.active:
         phase = TrialPhase.RUNNING if segment.state is SegmentState.RUNNING else TrialPhase.PENDING
         start = status.start_time or segment.start_time or (now if phase is TrialPhase.RUNNING else None)
         update: dict[str, object] = {"phase": phase, "start_time": start}
+        if segment.restarts > (status.restarts or 0):
+            update["restarts"] = segment.restarts
         live = [row[objective_metric] for row in epoch_metrics if objective_metric in row]
         if len(live) > len(status.curve):
             update["curve"] = live
@@ -168,6 +172,18 @@ def transition_event(name: str, before: NASTrialStatus, after: NASTrialStatus, m
     return None
 
 
+def restart_event(name: str, before: NASTrialStatus, after: NASTrialStatus) -> Event | None:
+    """The event for a pod replaced while the trial runs (preempted, evicted, crashed): once each."""
+    if (after.restarts or 0) > (before.restarts or 0):
+        return Event(
+            "Warning",
+            "TrialRestarted",
+            name,
+            f"a pod ended early and was replaced ({after.restarts} so far); it resumes its checkpoint",
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Observation:
     """One pass's view of the experiment's trials: their records and their current segments."""
@@ -189,9 +205,12 @@ def observe(backend: Backend, spec: NASExperimentSpec, now: str) -> Observation:
         status = advance(trial.status, trial.segment, metric, now, trial.epoch_metrics)
         if status != trial.status:
             backend.write_status(trial.name, status)
-            event = transition_event(trial.name, trial.status, status, metric)
-            if event is not None:
-                backend.send(event)
+            for event in (
+                transition_event(trial.name, trial.status, status, metric),
+                restart_event(trial.name, trial.status, status),
+            ):
+                if event is not None:
+                    backend.send(event)
             if status.phase not in (TrialPhase.PENDING, TrialPhase.RUNNING):
                 backend.drop_live_metrics(trial.name)
         if status.phase.finished and trial.segment.active:

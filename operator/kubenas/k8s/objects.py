@@ -43,6 +43,18 @@ def nastrial(name: str, namespace: str, experiment_uid: str, spec: NASTrialSpec)
     }
 
 
+# A pod the trainer ended itself is final: exit 1 (training failed) or 2 (unusable spec or data) fail the
+# Job at once, as another pod would answer the same. A pod preempted, evicted or crashed is retried, counted
+# against backoffLimit; its trainer resumes its checkpoint (--resume), so no epoch is trained twice.
+POD_FAILURE_POLICY = {
+    "rules": [
+        {"action": "Count", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": TRAINER_CONTAINER, "operator": "In", "values": [1, 2]},
+        },
+    ]
+}
 CHECKPOINT_MOUNT = "/var/lib/kubenas"
 CHECKPOINT_VOLUME = "checkpoints"
 
@@ -109,6 +121,7 @@ def trial_job(
         pod_spec["serviceAccountName"] = template.service_account_name
     job_spec: dict[str, Any] = {
         "backoffLimit": template.backoff_limit,
+        "podFailurePolicy": POD_FAILURE_POLICY,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     if template.active_deadline_seconds:

@@ -42,6 +42,7 @@ def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentVie
         return SegmentView()
     ref = job["metadata"]["name"]
     start = job.get("status", {}).get("startTime")
+    restarts = int(job.get("status", {}).get("failed") or 0)  # pods retried (POD_FAILURE_POLICY)
     failed = _condition(job, "Failed")
     complete = _condition(job, "Complete")
     if complete or failed:
@@ -51,6 +52,7 @@ def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentVie
         ended = job.get("status", {}).get("completionTime") or (complete or failed or {}).get(
             "lastTransitionTime"
         )
-        return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start, ended)
+        return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start, ended, restarts)
     running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
-    return SegmentView(SegmentState.RUNNING if running else SegmentState.PENDING, ref, start_time=start)
+    state = SegmentState.RUNNING if running else SegmentState.PENDING
+    return SegmentView(state, ref, start_time=start, restarts=restarts)

@@ -119,10 +119,22 @@ def affine_permutation(size: int, rng: np.random.Generator) -> tuple[int, int]:
     """(a, b) such that i -> (a*i + b) mod size is a bijection of range(size)."""
     if size <= 1:
         return 1, 0
-    a = 1 + int(rng.integers(size - 1))
+    a = 1 + _below(size - 1, rng)
     while math.gcd(a, size) != 1:
         a += 1
-    return a, int(rng.integers(size))
+    return a, _below(size, rng)
+
+
+def _below(bound: int, rng: np.random.Generator) -> int:
+    """A uniform integer in [0, bound): numpy's below 2^63 (as grids have always been ordered), else
+    rejection sampling on random bits, since a large space's grid outgrows int64."""
+    if bound <= 2**63 - 1:
+        return int(rng.integers(bound))
+    bits = bound.bit_length()
+    while True:
+        draw = int.from_bytes(rng.bytes((bits + 7) // 8), "big") >> (-bits % 8)
+        if draw < bound:
+            return draw
 
 
 class GridSearcher(Searcher):
