@@ -6,7 +6,7 @@ import pytest
 from kubenas.api import NASExperimentSpec, NASTrialSpec, NASTrialStatus, TrialPhase
 from kubenas.api.errors import SpecError
 from kubenas.engine.execute import trainer_input
-from kubenas.engine.observe import SegmentState, advance
+from kubenas.engine.observe import SegmentState, advance, transition_event
 from kubenas.k8s.objects import job_name, nastrial, trial_job
 from kubenas.k8s.observe import segment_view
 from kubenas.k8s.reconcile import check_cluster_spec
@@ -82,6 +82,12 @@ def test_a_segment_follows_its_job_to_a_result() -> None:
     pending = segment_view("exp-4", _job(None), [_pod("Pending")])
     assert (pending.state, pending.ref, pending.start_time) == (SegmentState.PENDING, "exp-4-e2", "t0")
     assert segment_view("exp-4", _job(None), [_pod("Running")]).state is SegmentState.RUNNING
+    # its pod is done but the Job controller has not marked the Job Complete yet: not an interruption
+    finishing = segment_view("exp-4", _job(None), [_pod("Succeeded")])
+    assert finishing.state is SegmentState.RUNNING
+    running = NASTrialStatus(phase=TrialPhase.RUNNING, start_time="t0")
+    after = advance(running, finishing, "accuracy", "now")
+    assert after.phase is TrialPhase.RUNNING and transition_event("exp-4", running, after, "accuracy") is None
     result = TrialResult(name="exp-4", phase="Succeeded", metrics={"accuracy": 0.9, "loss": 0.3}, epochs=5)
     ended = segment_view("exp-4", _job("Complete"), [_pod("Succeeded", result.to_termination_message())])
     assert (ended.state, ended.result) == (SegmentState.ENDED, result)

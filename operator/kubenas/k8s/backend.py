@@ -1,7 +1,8 @@
 """The Kubernetes backend: trials are NASTrials, each segment of a trial is one Job.
 
 A thin adapter of engine.backend.Backend over KubeApi; every call is idempotent (deterministic names,
-409 on create and 404 on delete are success), so a pass interrupted anywhere is completed by the next.
+AlreadyExists on create and 404 on delete are success), so a pass interrupted anywhere is completed by
+the next.
 With spec.metrics it reads running trials' per-epoch metrics from Prometheus; with spec.storage it
 reads a trial's result.json from object storage when the pod's termination message cannot say all.
 """

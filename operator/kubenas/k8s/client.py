@@ -1,7 +1,14 @@
-"""The operator's API calls, each idempotent: 409 on create and 404 on delete are success."""
+"""The operator's API calls, each idempotent: AlreadyExists on create and 404 on delete are success.
+(Not every 409 means the object exists: quota admission answers Conflict when it loses a race on the
+ResourceQuota's usage, and nothing was created then.)
+
+Reads and Job writes take the response's JSON as is (`_preload_content=False`): the client's models
+would build an object per field and serialise it back, the larger part of a pass's CPU at scale.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -28,17 +35,26 @@ class KubeApi:
 
     def list_trials(self, namespace: str, experiment: str) -> list[Obj]:
         out = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "nastrials", label_selector=f"{EXPERIMENT_LABEL}={experiment}"
+            GROUP,
+            VERSION,
+            namespace,
+            "nastrials",
+            label_selector=_selector(experiment),
+            _preload_content=False,
         )
-        return list(cast(Obj, out)["items"])
+        return list(_json(out)["items"])
 
     def list_jobs(self, namespace: str, experiment: str) -> list[Obj]:
-        out = self.batch.list_namespaced_job(namespace, label_selector=f"{EXPERIMENT_LABEL}={experiment}")
-        return [self._dict(job) for job in out.items]
+        out = self.batch.list_namespaced_job(
+            namespace, label_selector=_selector(experiment), _preload_content=False
+        )
+        return list(_json(out)["items"])
 
     def list_pods(self, namespace: str, experiment: str) -> list[Obj]:
-        out = self.core.list_namespaced_pod(namespace, label_selector=f"{EXPERIMENT_LABEL}={experiment}")
-        return [self._dict(pod) for pod in out.items]
+        out = self.core.list_namespaced_pod(
+            namespace, label_selector=_selector(experiment), _preload_content=False
+        )
+        return list(_json(out)["items"])
 
     def create_trial(self, namespace: str, body: Obj) -> Obj:
         """Create the NASTrial, or return the one that already has this name."""
@@ -47,7 +63,7 @@ class KubeApi:
                 Obj, self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "nastrials", body)
             )
         except ApiException as error:
-            if error.status != 409:
+            if not _already_exists(error):
                 raise
             name = body["metadata"]["name"]
             return cast(
@@ -57,16 +73,20 @@ class KubeApi:
     def create_job(self, namespace: str, body: Obj) -> bool:
         """Create the Job; False if one of that name exists already."""
         try:
-            self.batch.create_namespaced_job(namespace, cast(Any, body))
+            _drain(self.batch.create_namespaced_job(namespace, cast(Any, body), _preload_content=False))
         except ApiException as error:
-            if error.status != 409:
+            if not _already_exists(error):
                 raise
             return False
         return True
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            _drain(
+                self.batch.delete_namespaced_job(
+                    name, namespace, propagation_policy="Background", _preload_content=False
+                )
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -83,14 +103,36 @@ class KubeApi:
 
     def get_experiment(self, namespace: str, name: str) -> Obj | None:
         try:
-            return cast(
-                Obj,
-                self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "nasexperiments", name),
+            return _json(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "nasexperiments", name, _preload_content=False
+                )
             )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
 
-    def _dict(self, obj: Any) -> Obj:
-        return cast(Obj, self.core.api_client.sanitize_for_serialization(obj))
+
+def _selector(experiment: str) -> str:
+    return f"{EXPERIMENT_LABEL}={experiment}"
+
+
+def _json(response: Any) -> Obj:
+    """The body of a `_preload_content=False` response (reading it whole returns the connection)."""
+    return cast(Obj, json.loads(response.data))
+
+
+def _drain(response: Any) -> None:
+    """Discard a `_preload_content=False` response's body and return its connection to the pool."""
+    response.drain_conn()
+    response.release_conn()
+
+
+def _already_exists(error: ApiException) -> bool:
+    if error.status != 409:
+        return False
+    try:
+        return bool(json.loads(error.body or "{}").get("reason") == "AlreadyExists")
+    except (ValueError, AttributeError):
+        return False

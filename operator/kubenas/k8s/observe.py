@@ -53,6 +53,8 @@ def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentVie
             "lastTransitionTime"
         )
         return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start, ended, restarts)
-    running = any(p.get("status", {}).get("phase") == "Running" for p in pods)
+    # A pod that succeeded still counts as running until its Job says Complete (the Job controller
+    # takes about a second): read as pending, the trial would seem interrupted on the way to its end.
+    running = any(p.get("status", {}).get("phase") in ("Running", "Succeeded") for p in pods)
     state = SegmentState.RUNNING if running else SegmentState.PENDING
     return SegmentView(state, ref, start_time=start, restarts=restarts)
