@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+from kubenas.k8s import handlers
 from kubenas.k8s.handlers import PassQueue, Request
 
 URGENT, ROUTINE, FORCED = Request(True, False), Request(False, False), Request(True, True)
@@ -89,3 +91,23 @@ def test_a_routine_pass_right_after_a_pass_is_skipped() -> None:
     assert len(passes.log) == 1
     queue.request(key, URGENT)  # something happened: a pass regardless
     until(lambda: len(passes.log) == 2)
+
+
+def test_a_pass_that_raises_is_retried_later_and_other_experiments_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handlers, "ERROR_DELAY", 0.2)
+    calls: list[str] = []
+
+    def run(key: tuple[str, str], request: Request) -> None:
+        calls.append(key[1])
+        if key[1] == "broken":
+            raise RuntimeError("a bug in one experiment's pass")
+
+    queue = PassQueue(run, workers=2, interval=0.0)
+    queue.request(("ns", "broken"), URGENT)
+    for _ in range(5):
+        queue.request(("ns", "healthy"), URGENT)
+        until(lambda: calls.count("healthy") >= 1)
+    until(lambda: calls.count("broken") >= 2)  # retried after ERROR_DELAY, with no new request
+    assert "healthy" in calls
