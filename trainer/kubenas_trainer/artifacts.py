@@ -8,15 +8,19 @@ split's statistics (shaped to broadcast against one sample), is built in, so it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from kubenas_trainer import hparams
 from kubenas_trainer.data import Split
-from kubenas_trainer.spec import Task, TrialSpec
+from kubenas_trainer.spec import Task, TrialResult, TrialSpec
+from kubenas_trainer.stopping import Interrupted
 
 WEIGHTS_FILE = "model.pt"
 EXPORT_FILE = "model.pt2"
@@ -73,12 +77,24 @@ def write_architecture(path: Path, spec: TrialSpec, split: Split, parameters: in
 
 
 class EventLog:
-    """TensorBoard event files under run_dir/tensorboard (scalars per epoch: train/, validation/, system/)."""
+    """TensorBoard event files under run_dir/tensorboard: scalars per epoch (train/, validation/, system/)
+    and the trial's HParams session (kubenas_trainer.hparams): its start with the candidate's
+    hyperparameters, the result's metrics (result/, test/) after each segment, and its end when the trial
+    succeeds or fails. A pause or an interruption ends no session: the trial continues in this run."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, spec: TrialSpec) -> None:
         from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.writer import FileWriter
 
         self.writer = SummaryWriter(log_dir=str(directory))
+        events = self.writer.file_writer
+        assert events is not None  # opened on construction
+        self._events: FileWriter = events
+        self._add(hparams.session_start(spec.name, hparams.flatten(spec.candidate)), 0)
+
+    def _add(self, summary: object, step: int) -> None:
+        self._events.add_summary(summary, step)
+        self.writer.flush()
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
@@ -86,6 +102,28 @@ class EventLog:
             group = "system" if name.startswith("gpu") else group
             self.writer.add_scalar(f"{group}/{name}", value, epoch)
         self.writer.flush()
+
+    def result(self, result: TrialResult) -> None:
+        """The segment's result as scalars at its last epoch; a succeeded trial's session ends."""
+        trained = {"epochs": float(result.epochs)}
+        groups = {hparams.RESULT_GROUP: result.metrics | trained, hparams.TEST_GROUP: result.test_metrics}
+        for group, metrics in groups.items():
+            for name, value in metrics.items():
+                self.writer.add_scalar(f"{group}/{name}", value, result.epochs)
+        if result.phase == "Succeeded":
+            self._add(hparams.session_end("success"), result.epochs)
+        self.writer.flush()
+
+    @contextlib.contextmanager
+    def failures_recorded(self) -> Iterator[None]:
+        """End the session as failed if the body raises (except on SIGTERM: the trial resumes later)."""
+        try:
+            yield
+        except Interrupted:
+            raise
+        except Exception:
+            self._add(hparams.session_end("failure"), 0)
+            raise
 
     def close(self) -> None:
         self.writer.close()

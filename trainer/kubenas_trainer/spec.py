@@ -183,7 +183,7 @@ class Layer(CamelModel):
     Optional fields are None when unset (so candidates written before they existed keep their key).
     """
 
-    type: LayerType = Field(description="Layer kind: dense, conv1d, conv2d, lstm or gru.")
+    type: LayerType = Field(description="Layer kind.")
     units: int = Field(
         ge=1, le=65536, description="Output width: neurons (dense), filters (conv), hidden size (lstm/gru)."
     )
@@ -197,7 +197,7 @@ class Layer(CamelModel):
     )
     bidirectional: bool | None = Field(default=None, description="lstm/gru only: read both directions.")
     normalization: Normalization | None = Field(
-        default=None, description="Normalisation before the activation: batch, layer or none (default)."
+        default=None, description="Normalisation before the activation (default none)."
     )
     residual: bool | None = Field(
         default=None, description="Add the layer's input to its output (projected when widths differ)."
@@ -249,7 +249,9 @@ class Hyperparameters(CamelModel):
     gradient_clip: float | None = Field(
         default=None, gt=0.0, description="Clip gradients at this norm or value (default: no clipping)."
     )
-    gradient_clip_mode: ClipMode | None = Field(default=None, description="norm (default) or value.")
+    gradient_clip_mode: ClipMode | None = Field(
+        default=None, description="Whether gradientClip bounds the norm (default) or each value."
+    )
     label_smoothing: float | None = Field(
         default=None, ge=0.0, lt=1.0, description="Label smoothing of the classification loss (default 0)."
     )
@@ -277,8 +279,8 @@ class Hyperparameters(CamelModel):
 class Candidate(CamelModel):
     """One point of the search space: what a trial trains."""
 
-    architecture: Architecture
-    hyperparameters: Hyperparameters
+    architecture: Architecture = Field(description="The network: its hidden layers.")
+    hyperparameters: Hyperparameters = Field(description="How it trains.")
 
     def key(self) -> str:
         """Canonical hash: equal candidates (whatever their key order) share it."""
@@ -325,14 +327,16 @@ class Training(CamelModel):
         "perFeature for features. A (near-)constant feature, channel or data set is scaled by 1, as "
         "scikit-learn's StandardScaler does.",
     )
-    task: Task | None = Field(
-        default=None, description="classification or regression (default: inferred from the data set)."
-    )
+    task: Task | None = Field(default=None, description="The task (default: inferred from the data set).")
     target: str | None = Field(
         default=None, description="csv/parquet: the target column (default 'target', else the last column)."
     )
     sequence_length: int | None = Field(
-        default=None, ge=2, le=100000, description="Forecasting data sets: input window length."
+        default=None,
+        ge=2,
+        le=100000,
+        description="Forecasting data sets: input window length, in time steps (default 20 for sunspots, "
+        "52 for co2).",
     )
     early_stopping_patience: int | None = Field(
         default=None,

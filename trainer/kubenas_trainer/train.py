@@ -298,12 +298,25 @@ def train(
     observers: Sequence[Observer] = (),
 ) -> TrialResult:
     """Train spec's candidate into output_dir and report the best epoch's metrics."""
+    events = artifacts.EventLog(output_dir / "tensorboard", spec)
+    with contextlib.closing(events), events.failures_recorded():
+        result = _train(spec, output_dir, events, on_epoch, stop or StopFlag(), observers)
+        events.result(result)
+    return result
+
+
+def _train(
+    spec: TrialSpec,
+    output_dir: Path,
+    events: artifacts.EventLog,
+    on_epoch: EpochHook | None,
+    stop: StopFlag,
+    observers: Sequence[Observer],
+) -> TrialResult:
     trial = Trial(spec, output_dir)
-    stop = stop or StopFlag()
-    events = artifacts.EventLog(output_dir / "tensorboard")
     pause_at = min(trial.epochs, spec.stop_at_epoch or trial.epochs)
     stopping = False
-    with (output_dir / METRICS_FILE).open("w") as log, contextlib.closing(events), stop.installed():
+    with (output_dir / METRICS_FILE).open("w") as log, stop.installed():
         for past in trial.progress.history:  # a resumed trial's file holds its whole curve
             log.write(json.dumps(past) + "\n")
         log.flush()

@@ -4,19 +4,28 @@ Pydantic emits JSON Schema 2020-12; Kubernetes wants a structural OpenAPI v3.0 s
 typed, no $ref, no null branches, boolean exclusive bounds, int-or-string for resource quantities.
 x-kubernetes-validations of a field and of its model add up; a domain field's Range (DOMAIN_BOUNDS)
 becomes bounds of the domain's values, min and max.
+
+So that `kubectl explain` answers, every description ends with what the schema says of the field, derived
+from the models: its allowed values (enums, literals), its range (minimum, maximum) and its default
+("Allowed: a, b. Range: [1, 64]. Default: a."); units are the descriptions' own words.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 
-from kubenas.api.experiment import GROUP, NAME_RULES, VERSION, NASExperimentSpec
+from kubenas.api.experiment import API_VERSION, GROUP, NAME_RULES, VERSION, NASExperimentSpec
 from kubenas.api.space import DOMAIN_BOUNDS
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
 
 RULES = "x-kubernetes-validations"
+# Where _convert leaves a field's default for _explain (any JSON value: the CRD itself keeps scalars only).
+_DEFAULT = "x-kubenas-default"
 
 _KEEP = {
     "type",
@@ -46,6 +55,7 @@ def structural_schema(model: type[BaseModel], description: str) -> dict[str, Any
     defs = schema.pop("$defs", {})
     out = _convert(schema, defs)
     out["description"] = description
+    _explain(out)
     return out
 
 
@@ -83,6 +93,7 @@ def _inline(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     node = _inline(node, defs)
+    shown = _significant(node.get("default"), node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "exclusiveMinimum" in node:
@@ -106,9 +117,76 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     result = {k: v for k, v in node.items() if k in _KEEP or k in ("exclusiveMinimum", "exclusiveMaximum")}
     if isinstance(default, bool | int | float | str):
         result["default"] = default
+    if shown is not None:
+        result[_DEFAULT] = shown
     if result.get("x-kubernetes-int-or-string"):
         result.pop("type", None)
     return result
+
+
+def _significant(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """A default as worth stating: an object's fields that differ from their own defaults (None when all
+    do not, or when there is no default)."""
+    if isinstance(value, dict) and "properties" in node:
+        props = node["properties"]
+        out = {}
+        for key, item in value.items():
+            if key in props and item is not None and item != props[key].get("default"):
+                shown = _significant(item, _inline(props[key], defs), defs)
+                if shown is not None:
+                    out[key] = shown
+        return out or None
+    return None if value in (None, {}, []) else value
+
+
+def render(value: Any) -> str:
+    """A value as a manifest spells it (YAML flow style): strings unquoted unless YAML would read them
+    as something else."""
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[A-Za-z0-9_./:-]+", value) is not None and yaml.safe_load(value) == value
+        return value if plain else json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(render(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{render(k)}: {render(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _range(node: dict[str, Any]) -> str | None:
+    low, high = node.get("minimum"), node.get("maximum")
+    low_open, high_open = node.get("exclusiveMinimum", False), node.get("exclusiveMaximum", False)
+    if low is not None and high is not None:
+        return f"{'(' if low_open else '['}{render(low)}, {render(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {render(low)}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {render(high)}"
+    return None
+
+
+def _explain(node: dict[str, Any]) -> None:
+    """Append to each description the field's allowed values, range and default (for a list: those of
+    its items, and its own default)."""
+    for child in node.get("properties", {}).values():
+        _explain(child)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _explain(node[key])
+    items = node.get("items", {}) if node.get("type") == "array" else {}
+    notes = []
+    enum = node.get("enum", items.get("enum"))
+    if enum:
+        notes.append(f"Allowed: {', '.join(render(v) for v in enum)}.")
+    bounds = _range(node) or _range(items)
+    if bounds:
+        notes.append(f"{'Range of each item' if items and not _range(node) else 'Range'}: {bounds}.")
+    if _DEFAULT in node:
+        notes.append(f"Default: {render(node.pop(_DEFAULT))}.")
+    if notes:
+        text = node.get("description", "").strip()
+        if text and not text.endswith((".", "!", "?")):
+            text += "."
+        node["description"] = " ".join([text, *notes]).strip()
 
 
 def _bound_domain(node: dict[str, Any], bounds: dict[str, Any]) -> None:
@@ -133,9 +211,13 @@ def _crd(
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
+            "apiVersion": {
+                "type": "string",
+                "description": f"The resource's API group and version: {API_VERSION}.",
+            },
+            "kind": {"type": "string", "description": f"The resource's kind: {kind}."},
             # The API server checks metadata itself; a CRD may only bound name (and generateName).
+            # ... and nothing else: a description here makes it refuse the CRD.
             "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 253}}},
             "spec": structural_schema(spec, f"Desired state of the {kind}."),
             "status": structural_schema(status, f"Observed state of the {kind}."),

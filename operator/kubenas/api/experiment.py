@@ -46,11 +46,11 @@ class MetricGoal(CamelModel):
 
     metric: str = Field(
         default="accuracy",
-        description=f"Validation metric: one of {', '.join(OBJECTIVE_METRICS)}.",
+        description="Validation metric (trainingSeconds: the training time, a cost).",
         json_schema_extra={"enum": list(OBJECTIVE_METRICS)},
     )
     direction: Direction | None = Field(
-        default=None, description="maximize or minimize; defaults to the metric's natural direction."
+        default=None, description="Which way is better (default: the metric's natural direction)."
     )
 
     @field_validator("metric")
@@ -74,7 +74,9 @@ class Objective(MetricGoal):
     """The validation metric to optimise."""
 
     target: float | None = Field(
-        default=None, description="Stop the experiment once a trial reaches this value."
+        default=None,
+        description="Stop the experiment once a trial reaches this value, in the metric's own units (a "
+        "fraction for accuracy, seconds for trainingSeconds).",
     )
 
     def ref(self) -> ObjectiveRef:
@@ -185,7 +187,11 @@ class TrialTemplate(CamelModel):
         description="Trainer image.",
         json_schema_extra={"x-kubernetes-validations": [rule("self == self.trim()", IMAGE_RULE)]},
     )
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="When the node pulls the trainer image (default: Kubernetes' own, Always for :latest "
+        "and IfNotPresent otherwise).",
+    )
     resources: Resources = Field(
         default=Resources(requests={"cpu": "1", "memory": "2Gi"}, limits={"nvidia.com/gpu": 1}),
         description="Requests and limits; one nvidia.com/gpu by default.",
@@ -212,7 +218,9 @@ class TrialTemplate(CamelModel):
         "failure (exit code 1 or 2) is not retried: another pod would answer the same.",
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Wall-clock limit of one trial."
+        default=None,
+        ge=1,
+        description="Wall-clock limit of one trial segment's Job, in seconds (default: none).",
     )
     checkpoint_volume: dict[str, Any] | None = Field(
         default=None,

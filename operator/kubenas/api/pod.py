@@ -71,11 +71,24 @@ class Toleration(CamelModel):
         }
     }
 
-    key: str | None = Field(default=None, max_length=317)
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = Field(default=None, max_length=63)
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    key: str | None = Field(
+        default=None,
+        max_length=317,
+        description="The taint key tolerated; empty (with Exists) means every key.",
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="How the key relates to the value (default: Equal)."
+    )
+    value: str | None = Field(
+        default=None, max_length=63, description="The taint value tolerated (empty with Exists)."
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="The taint effect tolerated (default: every effect)."
+    )
+    toleration_seconds: int | None = Field(
+        default=None,
+        description="With NoExecute: seconds the pod stays bound after the taint appears (default: forever).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -95,14 +108,20 @@ class Toleration(CamelModel):
 
 
 class EnvVar(CamelModel):
-    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-    value: str = ""
+    """An environment variable of the trainer."""
+
+    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", description="Variable name.")
+    value: str = Field(default="", description="Variable value.")
 
 
 _RESOURCE_NAME = (
     "a container resource: cpu, memory, ephemeral-storage or an extended resource <domain>/<name>"
 )
 _QUANTITY = "a non-negative quantity, e.g. 500m, 2Gi or 4"
+_AMOUNTS = (
+    "cpu in cores (500m is half a core), memory and ephemeral-storage in bytes (2Gi, 512M), "
+    "an extended resource <domain>/<name> (nvidia.com/gpu) in whole units"
+)
 # Written in digits: the API server's CEL calls 1000m no integer, though a pod would take it.
 _EXTENDED_WHOLE = "an extended resource <domain>/<name> must be a whole number written in digits, e.g. 1"
 _EXTENDED_LIMIT = "an extended resource <domain>/<name> that is requested needs a limit equal to the request"
@@ -164,10 +183,10 @@ class Resources(CamelModel):
     }
 
     requests: dict[str, Quantity] = Field(
-        default_factory=dict, max_length=32, description="Resource requests of a trial."
+        default_factory=dict, max_length=32, description=f"Resource requests of a trial: {_AMOUNTS}."
     )
     limits: dict[str, Quantity] = Field(
-        default_factory=dict, max_length=32, description="Resource limits of a trial."
+        default_factory=dict, max_length=32, description=f"Resource limits of a trial: {_AMOUNTS}."
     )
 
     @model_validator(mode="after")
@@ -236,11 +255,18 @@ _ONE_VOLUME_SOURCE = (
 
 
 class PersistentVolumeClaimSource(CamelModel):
-    claim_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
-    read_only: bool | None = None
+    """A PersistentVolumeClaim in the experiment's namespace (ReadWriteMany when trials run on several
+    nodes)."""
+
+    claim_name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the claim."
+    )
+    read_only: bool | None = Field(default=None, description="Mount read-only (default false).")
 
 
 class HostPathSource(CamelModel):
+    """A directory of the node (single-node clusters)."""
+
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
@@ -249,7 +275,7 @@ class HostPathSource(CamelModel):
         }
     }
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(min_length=1, max_length=4096, description="The directory on the node.")
     type: (
         Literal[
             "",
@@ -262,7 +288,7 @@ class HostPathSource(CamelModel):
             "BlockDevice",
         ]
         | None
-    ) = None
+    ) = Field(default=None, description='What must be at path (default "": no check).')
 
     @field_validator("path")
     @classmethod
@@ -273,6 +299,8 @@ class HostPathSource(CamelModel):
 
 
 class EmptyDirSource(CamelModel):
+    """A directory that lives as long as the pod (a checkpoint there does not outlive the Job)."""
+
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
@@ -285,8 +313,12 @@ class EmptyDirSource(CamelModel):
         }
     }
 
-    medium: Literal["", "Memory", "HugePages"] | None = None
-    size_limit: Quantity | None = None
+    medium: Literal["", "Memory", "HugePages"] | None = Field(
+        default=None, description='Storage medium (default "": the node\'s disk).'
+    )
+    size_limit: Quantity | None = Field(
+        default=None, description="Size limit in bytes, a quantity such as 1Gi (default: none)."
+    )
 
     @field_validator("size_limit")
     @classmethod
@@ -298,9 +330,11 @@ class EmptyDirSource(CamelModel):
 
 
 class NFSSource(CamelModel):
-    server: str = Field(min_length=1)
-    path: str = Field(min_length=1, pattern="^/", description="An absolute path.")
-    read_only: bool | None = None
+    """An NFS export."""
+
+    server: str = Field(min_length=1, description="Host name or IP address of the NFS server.")
+    path: str = Field(min_length=1, pattern="^/", description="The exported path, absolute.")
+    read_only: bool | None = Field(default=None, description="Mount read-only (default false).")
 
 
 # The volume sources whose settings kubenas checks as Kubernetes would (the others: only that their
@@ -316,8 +350,14 @@ _CHECKED_SOURCES: dict[str, type[CamelModel]] = {
 def _source_schema(source: str) -> dict[str, JsonValue]:
     if source in _CHECKED_SOURCES:
         return _CHECKED_SOURCES[source].model_json_schema(by_alias=True)
-    schema: dict[str, JsonValue] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    if required := VOLUME_SOURCES[source]:
+    required = VOLUME_SOURCES[source]
+    needs = f" (requires {', '.join(required)})" if required else ""
+    schema: dict[str, JsonValue] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": f"A {source} volume source, with the fields a pod's volume takes{needs}.",
+    }
+    if required:
         schema["required"] = list(required)
     return schema
 

@@ -31,27 +31,35 @@ class ExperimentPhase(StrEnum):
 class Condition(CamelModel):
     type: str = Field(description="Running, Succeeded or Failed.")
     status: str = Field(
-        description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
+        description="Whether the condition holds.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
     )
     reason: str = Field(description="One-word CamelCase reason.")
-    message: str = ""
-    observed_generation: int | None = None
-    last_transition_time: str | None = None
+    message: str = Field(default="", description="What happened, for people.")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation of the spec the condition was set for."
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="When the status last changed (RFC 3339 UTC time)."
+    )
 
 
 class TrialCounts(CamelModel):
-    created: int = 0
-    pending: int = 0
-    running: int = 0
-    paused: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    stopped: int = 0
+    """How many trials are in each phase."""
+
+    created: int = Field(default=0, description="Trials created so far.")
+    pending: int = Field(default=0, description="Trials created and not started yet.")
+    running: int = Field(default=0, description="Trials training now.")
+    paused: int = Field(default=0, description="Trials paused at a rung or segment end, checkpoint kept.")
+    succeeded: int = Field(default=0, description="Trials that trained to the end.")
+    failed: int = Field(default=0, description="Trials that failed.")
+    stopped: int = Field(default=0, description="Trials stopped early (median rule, ASHA, PBT, MIHA).")
 
 
 class BestTrial(CamelModel):
+    """The best trial so far on the objective."""
+
     trial: str = Field(description="Name of the best trial.")
-    objective_value: float
+    objective_value: float = Field(description="Its objective value, in the metric's own units.")
     candidate: Candidate
     metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics.")
     test_metrics: dict[str, float] = Field(default_factory=dict, description="Held-out test metrics.")
@@ -64,14 +72,14 @@ class BestTrial(CamelModel):
 
 
 class ParetoMember(CamelModel):
-    trial: str
-    metrics: dict[str, float] = Field(default_factory=dict)
+    trial: str = Field(description="Name of the trial.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Its validation metrics.")
 
 
 class TrialSummary(CamelModel):
-    name: str
-    phase: TrialPhase
-    objective_value: float | None = None
+    name: str = Field(description="Name of the trial.")
+    phase: TrialPhase = Field(description="Its phase.")
+    objective_value: float | None = Field(default=None, description="Its objective value, once known.")
 
 
 class Backoff(CamelModel):
@@ -79,34 +87,44 @@ class Backoff(CamelModel):
 
     reason: str = Field(description="CreateFailure (the API server refused a child) or StrategyFailure.")
     attempts: int = Field(ge=1, description="Failed attempts in a row.")
-    next_attempt: str = Field(description="When the operator tries again.")
+    next_attempt: str = Field(description="When the operator tries again (RFC 3339 UTC time).")
 
 
 class NASExperimentStatus(CamelModel):
-    phase: ExperimentPhase = ExperimentPhase.PENDING
-    observed_generation: int | None = None
+    phase: ExperimentPhase = Field(
+        default=ExperimentPhase.PENDING, description="Where the experiment stands."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation of the spec this status was computed for."
+    )
     progress: str = Field(default="", description="Finished trials / maxTrials.")
-    trials: TrialCounts = TrialCounts()
-    best: BestTrial | None = None
+    trials: TrialCounts = Field(default=TrialCounts(), description="How many trials are in each phase.")
+    best: BestTrial | None = Field(default=None, description="The best trial so far on the objective.")
     pareto_front: list[ParetoMember] | None = Field(
         default=None, description="Multi-objective strategies: the non-dominated trials (at most 20 listed)."
     )
     pareto_front_size: int | None = Field(default=None, description="How many trials are non-dominated.")
     recent_trials: list[TrialSummary] = Field(default_factory=list, description="The last few trials.")
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Running, Succeeded, Failed and the operator's health conditions."
+    )
     backoff: Backoff | None = Field(
         default=None, description="Set while an attempt failed: nothing new is created until nextAttempt."
     )
-    start_time: str | None = None
-    completion_time: str | None = None
+    start_time: str | None = Field(
+        default=None, description="When the operator took the experiment up (RFC 3339 UTC time)."
+    )
+    completion_time: str | None = Field(
+        default=None, description="When the experiment finished (RFC 3339 UTC time)."
+    )
 
 
 class NASTrialSpec(CamelModel):
     experiment: str = Field(description="Name of the owning NASExperiment.")
     index: int = Field(ge=0, description="Position of the trial in its experiment.")
     candidate_key: str = Field(description="Canonical hash of the candidate.")
-    seed: int = Field(ge=0)
-    candidate: Candidate
+    seed: int = Field(ge=0, description="The trial's seed: its initial weights and batch order.")
+    candidate: Candidate = Field(description="What the trial trains: an architecture and hyperparameters.")
     start_from: str | None = Field(
         default=None,
         description="The trial whose checkpoint this one starts from (PBT exploit, MIHA clone); the "
@@ -119,14 +137,21 @@ class NASTrialSpec(CamelModel):
 
 
 class NASTrialStatus(CamelModel):
-    phase: TrialPhase = TrialPhase.PENDING
-    objective_value: float | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
+    phase: TrialPhase = Field(default=TrialPhase.PENDING, description="Where the trial stands.")
+    objective_value: float | None = Field(
+        default=None, description="The objective metric's value, in the metric's own units."
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Validation metrics of the best epoch (of the last one while paused), and costs: "
+        "trainingSeconds and inferenceSecondsPerSample in seconds, peakMemoryBytes in bytes, parameters, "
+        "flops.",
+    )
     test_metrics: dict[str, float] = Field(
         default_factory=dict,
         description="Held-out test metrics of the best epoch (never used for selection).",
     )
-    epochs: int | None = None
+    epochs: int | None = Field(default=None, description="Epochs trained so far.")
     curve: list[float] = Field(
         default_factory=list,
         description="The validation objective after each epoch, as of the last pause or the end.",
@@ -152,6 +177,8 @@ class NASTrialStatus(CamelModel):
         "InvalidSpec or DataUnavailable (no candidate could run: the experiment fails at once), "
         "TrainingFailed, Interrupted.",
     )
-    message: str = ""
-    start_time: str | None = None
-    completion_time: str | None = None
+    message: str = Field(default="", description="What happened, for people.")
+    start_time: str | None = Field(default=None, description="When the trial started (RFC 3339 UTC time).")
+    completion_time: str | None = Field(
+        default=None, description="When the trial finished (RFC 3339 UTC time)."
+    )

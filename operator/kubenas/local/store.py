@@ -7,6 +7,7 @@
   trials/<trial>/trial.json  the trial (NASTrialSpec), written before it starts
   trials/<trial>/status.json its status (NASTrialStatus), written on every transition
   trials/<trial>/…           the trainer's own output: result.json, metrics.jsonl, checkpoint, logs
+  tensorboard/               every trial's TensorBoard run and the HParams config (local/tensorboard.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 from kubenas.api.experiment import NASExperiment
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
+from kubenas.local import tensorboard
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -41,6 +43,9 @@ class RunStore:
 
     def save_manifest(self, experiment: NASExperiment) -> None:
         (self.root / "experiment.yaml").write_text(yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+        tensorboard.write_config(self.root, experiment.spec)
+        for trial_dir in self.trials_dir.iterdir():  # trials recorded before the log directory existed
+            tensorboard.link_trial(self.root, trial_dir)
 
     def load_status(self) -> NASExperimentStatus:
         path = self.root / "status.json"
@@ -58,6 +63,7 @@ class RunStore:
     def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
         """Record the trial unless it exists; the spec recorded (an existing trial's is the truth)."""
         self.trial_dir(name).mkdir(parents=True, exist_ok=True)
+        tensorboard.link_trial(self.root, self.trial_dir(name))
         path = self.trial_dir(name) / "trial.json"
         if path.exists():
             return NASTrialSpec.model_validate_json(path.read_text())
