@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.manifest import load_manifest
+from kubenas.inspect.status import OUTPUTS, SORT_KEYS
 from kubenas.k8s.defaults import OperatorDefaults
+
+if TYPE_CHECKING:
+    from kubenas.inspect.rundata import ExperimentData
 
 
 def _validate(path: str) -> int:
@@ -24,7 +31,7 @@ def _validate(path: str) -> int:
     return 0
 
 
-def _run(path: str, output: str) -> int:
+def _run(path: str, output: str, progress: str = "auto", verbose: bool = False) -> int:
     from kubenas.engine.feasibility import check_feasible
     from kubenas.local import run_experiment
     from kubenas.strategies import make_strategy
@@ -32,7 +39,10 @@ def _run(path: str, output: str) -> int:
     experiment = load_manifest(path)
     make_strategy(experiment.spec)  # reject a bad strategy, or an impossible space, before anything starts
     check_feasible(experiment.spec)
-    status = run_experiment(experiment, Path(output))
+    if progress == "auto":  # a live table in a terminal; plain lines for pipes, CI and `kubectl logs`
+        terminal = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+        progress = "live" if terminal and importlib.util.find_spec("rich") is not None else "plain"
+    status = run_experiment(experiment, Path(output), "live" if progress == "live" else "plain", verbose)
     run_dir = Path(output) / experiment.metadata.name
     if status.best is not None:
         print(f"best trial: {status.best.trial}")
@@ -67,6 +77,59 @@ def _crd(output: str | None, check: bool) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> ExperimentData | None:
+    """The experiment `status` and `report` show: a local run directory or, with --cluster, a
+    NASExperiment read from the API server; None (the error said on stderr) when it cannot be read."""
+    from kubenas.inspect.rundata import load_run_dir
+
+    if args.cluster is not None:
+        from kubenas.inspect.cluster import ClusterReadError, load_cluster
+
+        try:
+            return load_cluster(args.cluster, args.namespace, args.kubeconfig)
+        except ClusterReadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return None
+    try:
+        return load_run_dir(Path(args.run_dir))
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from kubenas.inspect.status import show
+
+    data = _load(args)
+    if data is None:
+        return 1
+    show(data, args.output, args.sort, args.reverse)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    data = _load(args)
+    if data is None:
+        return 1
+    from kubenas.inspect.report import write_report  # imports matplotlib: only here
+
+    default = Path(args.run_dir) / "report" if args.cluster is None else Path(f"{data.name}-report")
+    page = write_report(data, Path(args.output) if args.output else default)
+    print(f"report: {page}")
+    return 0
+
+
+def _add_target(command: argparse.ArgumentParser) -> None:
+    """RUN_DIR, or --cluster EXPERIMENT [-n NAMESPACE] [--kubeconfig PATH]."""
+    target = command.add_mutually_exclusive_group(required=True)
+    target.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a local run, e.g. runs/digits")
+    target.add_argument("--cluster", metavar="EXPERIMENT", help="a NASExperiment, read from the API server")
+    command.add_argument("-n", "--namespace", help="with --cluster (default: the kubeconfig context's)")
+    command.add_argument(
+        "--kubeconfig", help="with --cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster)"
+    )
+
+
 def _defaults(args: argparse.Namespace) -> OperatorDefaults:
     """The operator's defaults for spec.metrics and spec.storage, from its flags (SpecError if bad)."""
     from kubenas.api.outputs import MetricsSpec, StorageSpec
@@ -96,11 +159,40 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run an experiment on this machine (trials as local processes)")
     run.add_argument("manifest")
     run.add_argument("--output", default="runs", help="results directory (default: runs)")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "live", "plain"),
+        default="auto",
+        help="live: a table of the trials, redrawn; plain: a line per trial event (default: auto, live "
+        "when stdout is a terminal)",
+    )
+    run.add_argument("--verbose", action="store_true", help="also a line per epoch: the objective and loss")
     validate = commands.add_parser("validate", help="check a manifest without running it")
     validate.add_argument("manifest")
     crd = commands.add_parser("crd", help="print or write the CustomResourceDefinitions")
     crd.add_argument("--output", help="directory to write one file per CRD into")
     crd.add_argument("--check", action="store_true", help="fail if the files in --output are stale")
+    status_cmd = commands.add_parser(
+        "status", help="show an experiment: phase and why, the best trial, every trial (sortable)"
+    )
+    _add_target(status_cmd)
+    status_cmd.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        default="objective",
+        help="order of the trials: the objective or a metric best first (default: objective), name, "
+        "phase, most epochs, started, longest duration",
+    )
+    status_cmd.add_argument("--reverse", action="store_true", help="reverse the order")
+    status_cmd.add_argument("-o", "--output", choices=OUTPUTS, default="table", help="default: table")
+    report = commands.add_parser(
+        "report", help="write an HTML report with figures of an experiment (report.html and PNGs)"
+    )
+    _add_target(report)
+    report.add_argument(
+        "--output",
+        help="where to write report.html and figures (default: RUN_DIR/report, or <experiment>-report)",
+    )
     op = commands.add_parser("operator", help="run the Kubernetes operator (kopf)")
     op.add_argument("--namespace", action="append", help="watch only these namespaces (default: all)")
     op.add_argument(
@@ -119,11 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args.manifest, args.output)
+            return _run(args.manifest, args.output, args.progress, args.verbose)
         if args.command == "validate":
             return _validate(args.manifest)
         if args.command == "crd":
             return _crd(args.output, args.check)
+        if args.command in ("status", "report"):
+            if args.cluster is None and (args.namespace or args.kubeconfig):
+                (status_cmd if args.command == "status" else report).error(
+                    "--namespace and --kubeconfig go with --cluster"
+                )
+            return _status(args) if args.command == "status" else _report(args)
         from kubenas.k8s.main import run_operator
 
         return run_operator(

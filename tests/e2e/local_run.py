@@ -12,13 +12,13 @@ from typing import Any
 import yaml
 
 
-def run_manifest(doc: dict[str, Any], tmp_path: Path, timeout: float = 600) -> str:
-    """Write `doc` to tmp_path/exp.yaml, run it into tmp_path/runs, and return the output (it must
-    succeed)."""
+def run_manifest(doc: dict[str, Any], tmp_path: Path, *args: str, timeout: float = 600) -> str:
+    """Write `doc` to tmp_path/exp.yaml, run it into tmp_path/runs with `args` (e.g. --verbose), and
+    return the output (it must succeed)."""
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(doc))
     proc = subprocess.run(
-        [sys.executable, "-m", "kubenas.cli", "run", str(path), "--output", str(tmp_path / "runs")],
+        [sys.executable, "-m", "kubenas.cli", "run", str(path), "--output", str(tmp_path / "runs"), *args],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         text=True,
         stdout=subprocess.PIPE,

@@ -55,7 +55,7 @@ def test_run_finishes_with_every_trial_and_the_best(tmp_path: Path) -> None:
     assert status["best"]["trial"] == best_name
     assert status["best"]["objectiveValue"] == trials[best_name]["objectiveValue"]
     assert json.loads((run_dir / "best.json").read_text())["trial"] == best_name
-    assert "[digits-0] epoch 3/3" in out and f"best trial: {best_name}" in out
+    assert "digits-0 succeeded: accuracy=" in out and f"best trial: {best_name}" in out
     assert_one_split(run_dir)
 
 
@@ -76,7 +76,7 @@ def test_killed_run_resumes_without_repeating_or_losing_a_trial(tmp_path: Path) 
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     if "Running" in unfinished:  # the new runner finds no process for it: it resumes the checkpoint
-        assert "interrupted nothing runs it any more: it resumes from its last checkpoint" in out
+        assert "interrupted: nothing runs it any more: it resumes from its last checkpoint" in out
     after = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/trial.json")}
     assert sorted(after) == ["digits-0", "digits-1", "digits-2", "digits-3"]
     assert all(after[name] == spec for name, spec in before.items())  # same candidates, not re-drawn
@@ -102,7 +102,7 @@ def test_identical_candidates_train_once(tmp_path: Path) -> None:
     proc = kubenas("run", str(path), "--output", str(tmp_path / "runs"))
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    assert "[digits-1] waits     for the result of digits-0" in out
+    assert "digits-1 waits for the result of digits-0" in out
     trials_dir = tmp_path / "runs" / "digits" / "trials"
     statuses = {p.parent.name: json.loads(p.read_text()) for p in trials_dir.glob("*/status.json")}
     assert sorted(statuses) == ["digits-0", "digits-1", "digits-2"]
@@ -216,8 +216,8 @@ def test_asha_pauses_trials_at_rungs_and_promotes_the_best_from_their_checkpoint
     for name in full:  # promoted twice, resumed from its checkpoint each time: one unbroken curve
         curve = (run_dir / "trials" / name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 10))
-        assert f"[{name}] promoted  continues after epoch 1 to epoch 3" in out
-        assert f"[{name}] promoted  continues after epoch 3 to epoch 9" in out
+        assert f"{name} promoted: continues after epoch 1 to epoch 3" in out
+        assert f"{name} promoted: continues after epoch 3 to epoch 9" in out
         log = (run_dir / "trials" / name / "trainer.log").read_text()
         checkpoint = run_dir / "trials" / name / "checkpoint.pt"
         assert f"resumed from {checkpoint} after epoch 1\n" in log

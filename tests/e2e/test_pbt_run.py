@@ -26,7 +26,7 @@ def test_pbt_trains_generations_and_copies_the_best_members_checkpoints(tmp_path
     doc["spec"]["strategy"] = {"name": "pbt", "seed": 3, "settings": {"populationSize": 3, "interval": 2}}
     doc["spec"]["budget"] = {"maxTrials": 9, "parallelTrials": 3}
     doc["spec"]["training"]["epochs"] = 6
-    out = run_manifest(doc, tmp_path)
+    out = run_manifest(doc, tmp_path, "--verbose")
 
     run_dir = tmp_path / "runs" / "digits"
     status = json.loads((run_dir / "status.json").read_text())
@@ -54,15 +54,16 @@ def test_pbt_trains_generations_and_copies_the_best_members_checkpoints(tmp_path
         note = specs[name]["note"]
         head, *changes = note.splitlines()
         assert head.startswith(f"PBT generation {generation}, member {member}: ")
-        for line in note.splitlines():  # the runner prints the note when the trial starts
-            assert f"[{name}]   {line}" in out
+        assert f"{name} started: {head}\n" in out  # the runner prints the note when the trial starts
+        for line in changes:
+            assert f"{name}   {line}\n" in out
         checkpoint = run_dir / "trials" / parent / "checkpoint.pt"
         log = (run_dir / "trials" / name / "trainer.log").read_text()
         assert f"started from {checkpoint} after epoch {2 * generation}\n" in log
         curve = (run_dir / "trials" / name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in curve] == list(range(1, 2 * generation + 3))
         # The runner shows the trial's own epochs, not the ones its checkpoint inherited.
-        assert f"[{name}] epoch {2 * generation + 1}/6" in out and f"[{name}] epoch 1/6" not in out
+        assert f"{name} epoch {2 * generation + 1}/6 " in out and f"{name} epoch 1/6 " not in out
         own = names[index - 3]
         if parent == own:
             assert head.endswith(f"continues {own} (accuracy {trials[own]['metrics']['accuracy']:.4g})")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install the servers the tests run (Debian's packages): Prometheus and the Pushgateway.
-# Idempotent: does nothing when both binaries are present. Needs root (as CI runs) or passwordless sudo.
+# Install the servers the tests run (Debian's packages): Prometheus and the Pushgateway; and Chromium,
+# the headless browser the report tests render `kubenas report`'s page in.
+# Idempotent: does nothing when the binaries are present. Needs root (as CI runs) or passwordless sudo.
 set -euo pipefail
-packages=(prometheus prometheus-pushgateway)
-if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null; then
+packages=(prometheus prometheus-pushgateway chromium)
+if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null \
+  && command -v chromium >/dev/null; then
   exit 0
 fi
 sudo=""

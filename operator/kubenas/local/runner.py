@@ -7,11 +7,11 @@ from pathlib import Path
 
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperiment
-from kubenas.api.status import NASExperimentStatus
+from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
 from kubenas.engine.cycle import run_pass
 from kubenas.engine.records import TrialRecord, record
 from kubenas.local.backend import LocalBackend, now_iso
-from kubenas.local.console import Console
+from kubenas.local.console import Console, Mode, make_console
 from kubenas.local.launcher import LocalLauncher
 from kubenas.local.store import RunStore
 
@@ -21,20 +21,30 @@ POLL_SECONDS = 0.2
 class LocalRun:
     """One experiment in a run directory; run() is restartable: it resumes what the directory holds."""
 
-    def __init__(self, experiment: NASExperiment, output: Path, console: Console | None = None):
+    def __init__(
+        self,
+        experiment: NASExperiment,
+        output: Path,
+        console: Console | None = None,
+        *,
+        progress: Mode = "plain",
+        verbose: bool = False,
+    ):
+        """`progress` and `verbose` choose the console's view unless `console` is given."""
         self.experiment = experiment
         self.name = experiment.metadata.name
         self.spec = experiment.spec
         self.store = RunStore(output / self.name)
         self.warm = warm_trials(output, self.spec.strategy.warm_start_from)
         self.launcher = LocalLauncher(self.spec.budget.parallel_trials)
-        self.console = console or Console(self.spec.objective.metric, self.spec.training.epochs)
+        self.console = console or make_console(self.spec, self.name, progress, verbose, self.read_trial)
         namespace = experiment.metadata.namespace or "default"
         self.backend = LocalBackend(self.store, self.launcher, self.console, self.spec, self.name, namespace)
 
     def run(self) -> NASExperimentStatus:
         self.store.save_manifest(self.experiment)
         status = self.store.load_status()
+        self.console.recorded(self.store.trials())
         try:
             while True:
                 done = run_pass(self.name, self.backend, self.spec, status, None, now_iso(), self.warm)
@@ -45,11 +55,26 @@ class LocalRun:
                 if done.finished and not self.launcher.running:
                     break
                 self.backend.show_epochs()
+                self.console.status(status)
                 time.sleep(POLL_SECONDS)
+            self.console.summary(status)
         finally:
             self.launcher.stop_all()
-        self.console.summary(status)
+            self.console.close()
         return status
+
+    def read_trial(self, name: str) -> tuple[NASTrialSpec, NASTrialStatus] | None:
+        """A trial's recorded spec and status, for the console (None before it is recorded)."""
+        spec_path = self.store.trial_dir(name) / "trial.json"
+        if not spec_path.exists():
+            return None
+        status_path = spec_path.parent / "status.json"
+        status = (
+            NASTrialStatus.model_validate_json(status_path.read_text())
+            if status_path.exists()
+            else NASTrialStatus()
+        )
+        return NASTrialSpec.model_validate_json(spec_path.read_text()), status
 
 
 def warm_trials(output: Path, source: str | None) -> list[TrialRecord]:
@@ -61,5 +86,8 @@ def warm_trials(output: Path, source: str | None) -> list[TrialRecord]:
     return [record(spec, status, name) for name, spec, status in RunStore(output / source).trials()]
 
 
-def run_experiment(experiment: NASExperiment, output: Path) -> NASExperimentStatus:
-    return LocalRun(experiment, output).run()
+def run_experiment(
+    experiment: NASExperiment, output: Path, progress: Mode = "plain", verbose: bool = False
+) -> NASExperimentStatus:
+    """Run `experiment` into `output`, showing its progress as plain lines or (`live`) a live table."""
+    return LocalRun(experiment, output, progress=progress, verbose=verbose).run()
