@@ -14,8 +14,9 @@ from kubenas.api.manifest import parse_manifest
 from kubenas.api.status import BestTrial, NASExperimentStatus, NASTrialSpec, NASTrialStatus, TrialCounts
 from kubenas.api.status import TrialPhase as P
 from kubenas.engine.events import Event, describe
-from kubenas.local.console import Console, PlainView, Plan, Progress, short, successive_halving_epochs
+from kubenas.local.console import Console, PlainView
 from kubenas.local.live_view import LiveView
+from kubenas.local.progress import Plan, Progress, short, successive_halving_epochs
 from kubenas.schedulers import Bracket
 from kubenas_trainer.spec import Candidate
 from rich.console import Console as RichConsole

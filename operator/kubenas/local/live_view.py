@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from kubenas.engine.events import Event
-from kubenas.local.console import OPEN, Progress, TrialState, duration, epoch_line, event_lines, summary_line
+from kubenas.local.console import epoch_line, event_lines, summary_line
+from kubenas.local.progress import OPEN, Progress, TrialState, duration
 
 # New trials and relaunches are rows of the table; every other event is also a line above it.
 TABLE_ONLY = frozenset({"TrialStarted"})
