@@ -29,10 +29,12 @@ unit: $(STAMP)
 
 # The whole suite: lint, unit, slow (real training) and cluster tests against a real control plane
 # built from Go modules (cached outside the repository; the first build takes 10-20 minutes), with
-# Prometheus and the Pushgateway from Debian's packages (tests/services/install.sh).
+# Prometheus and the Pushgateway from Debian's packages (tests/services/install.sh), and helm built from
+# helm.sh/helm/v4 for the chart's tests (tests/helm/build.sh, cached the same way).
 test: $(STAMP)
 	bash tests/services/install.sh
 	bash tests/controlplane/build.sh > /dev/null
+	bash tests/helm/build.sh > /dev/null
 	$(MAKE) --no-print-directory lint VENV=$(VENV)
 	$(PY) -m pytest -m "slow or cluster or not slow" -v --durations=15
 

@@ -18,6 +18,17 @@ supported: restarts (``OnFailure`` is treated as ``Never``), init/sidecar contai
 volume kinds (Secret and ConfigMap volumes included), ``resourceFieldRef`` env, starting one
 container of a pod while another's env is missing (they start together), ``kubectl logs`` (read
 :meth:`NodeAgent.logs` instead).
+
+ServiceAccount tokens: a stand-in for the mounted token. Where ServiceAccount admission gave the pod a
+``serviceAccountToken`` projection (its token is automounted: neither the pod nor its ServiceAccount set
+``automountServiceAccountToken: false``), the agent asks the TokenRequest API for a token of the pod's
+ServiceAccount, bound to the pod (it dies with the pod) with the projection's audience and lifetime,
+and gives the containers ``$KUBECONFIG``: a kubeconfig file with that token, the API server's address
+and CA and the pod's namespace. So a program authenticates as its ServiceAccount, under RBAC, as in
+a real pod (the kubernetes client falls back from in-cluster config to ``$KUBECONFIG``). Pods without
+the projection get no credentials at all. A TokenRequest that fails (the ServiceAccount is missing)
+keeps the pod Pending and is retried like a missing Secret. The token is not refreshed (kubelet
+rotates it at 80 % of its lifetime, about 48 minutes by default: longer than any test).
 """
 
 from __future__ import annotations
@@ -36,7 +47,15 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from .pod_env import POD_IP, ContainerConfigError, Source, source_data, with_sources_resolved
+from .pod_env import (
+    POD_IP,
+    ContainerConfigError,
+    Source,
+    service_account_token_source,
+    source_data,
+    token_kubeconfig,
+    with_sources_resolved,
+)
 from .pod_runner import PodRun
 from .pod_status import condition, now
 from .workdirs import make_workdir, remove_workdir
@@ -295,6 +314,7 @@ class NodeAgent:
         while True:
             try:
                 resolved = with_sources_resolved(pod, lambda kind, name: self._read_source(kind, meta, name))
+                credentials = self._service_account_env(pod)
                 break
             except ContainerConfigError as error:
                 if error.problems != reported:
@@ -307,7 +327,8 @@ class NodeAgent:
             if cancel.is_set() or self._starting.get(meta["uid"]) is not cancel:
                 return
             del self._starting[meta["uid"]]
-            run = PodRun(resolved, self.workdir, self.env, lambda body: self._patch_status(pod, body))
+            env = {**self.env, **credentials}
+            run = PodRun(resolved, self.workdir, env, lambda body: self._patch_status(pod, body))
             self._runs[meta["uid"]] = run
             self._dirs[run.key] = run.dir
         run.start()
@@ -324,6 +345,39 @@ class NodeAgent:
             if e.status == 404:
                 return None
             raise ContainerConfigError({"*": f"reading {kind} {meta['namespace']}/{name}: {e.reason}"}) from e
+
+    def _service_account_env(self, pod: Json) -> dict[str, str]:
+        """``KUBECONFIG`` with a TokenRequest token of the pod's ServiceAccount if its token is mounted (see
+        the module doc); nothing if not. A failed request is a config error (retried)."""
+        source = service_account_token_source(pod)
+        if source is None:
+            return {}
+        meta = pod["metadata"]
+        account = pod["spec"].get("serviceAccountName") or "default"
+        spec: Json = {
+            "expirationSeconds": int(source.get("expirationSeconds") or 3607),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+        }
+        if source.get("audience"):
+            spec["audiences"] = [source["audience"]]
+        try:
+            answer = _json(
+                self._core.create_namespaced_service_account_token(
+                    account, meta["namespace"], {"spec": spec}, _preload_content=False
+                )
+            )
+        except ApiException as e:
+            message = f"requesting a token of serviceaccount {meta['namespace']}/{account}: {e.reason}"
+            raise ContainerConfigError({"*": message}) from e
+        conf = self._api.configuration
+        kubeconfig = token_kubeconfig(
+            conf.host, Path(conf.ssl_ca_cert).read_bytes(), answer["status"]["token"], meta["namespace"]
+        )
+        path = self.workdir / "kubeconfigs" / f"{meta['uid']}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(kubeconfig))
+        return {"KUBECONFIG": str(path)}
 
     def _finish_deletion(self, pod: Json, run: PodRun | None) -> None:
         """Like kubelet: kill the containers, report their end, then delete with grace 0."""

@@ -164,3 +164,40 @@ def map_paths(text: str, mounts: Mapping[str, str]) -> str:
     for mount in sorted(mounts, key=len, reverse=True):
         text = re.sub(rf"{re.escape(mount)}(?=/|$|\"|\s)", mounts[mount], text)
     return text
+
+
+def service_account_token_source(pod: Json) -> Json | None:
+    """The ``serviceAccountToken`` projection that ServiceAccount admission adds to a pod whose token is
+    mounted (``kube-api-access-*``); None when the pod, or its ServiceAccount, turned automounting off.
+    Admission's decision, read from the spec, is the one kubelet would act on."""
+    for volume in pod["spec"].get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "serviceAccountToken" in source:
+                return dict(source["serviceAccountToken"])
+    return None
+
+
+def token_kubeconfig(server: str, ca_pem: bytes, token: str, namespace: str) -> Json:
+    """A kubeconfig that authenticates with a ServiceAccount token: what a client in a pod builds from the
+    mounted token, CA and namespace (load_incluster_config), as a file the client reads from $KUBECONFIG."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "in-cluster",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "service-account", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "in-cluster",
+                "context": {"cluster": "in-cluster", "user": "service-account", "namespace": namespace},
+            }
+        ],
+        "current-context": "in-cluster",
+    }
