@@ -112,14 +112,17 @@ def test_a_checkpoint_volume_holds_each_trials_output_and_segments_get_their_own
     assert job["metadata"]["ownerReferences"][0]["name"] == "exp-4"  # every segment: the same trial
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert pod["volumes"] == [{"name": "checkpoints", **volume}]
-    assert container["volumeMounts"] == [{"name": "checkpoints", "mountPath": "/var/lib/kubenas"}]
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {}}, {"name": "checkpoints", **volume}]
+    assert container["volumeMounts"] == [
+        {"name": "scratch", "mountPath": "/tmp"},
+        {"name": "checkpoints", "mountPath": "/var/lib/kubenas"},
+    ]
     assert container["args"] == ["--output", "/var/lib/kubenas/ns/exp/exp-4", "--resume"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert json.loads(env["KUBENAS_TRIAL_SPEC"])["stopAtEpoch"] == 3
     assert job_name("exp-4", None) == job_name("exp-4", 0) == "exp-4"
     plain = trial_job("exp-4", "ns", "uid-t", spec, 4, "exp", SPEC.trial_template)
-    assert "volumes" not in plain["spec"]["template"]["spec"]
+    assert [v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]] == ["scratch"]
     assert "args" not in plain["spec"]["template"]["spec"]["containers"][0]
 
 

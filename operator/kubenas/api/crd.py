@@ -19,7 +19,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from kubenas.api.experiment import API_VERSION, GROUP, NAME_RULES, VERSION, NASExperimentSpec
+from kubenas.api.experiment import (
+    API_VERSION,
+    GROUP,
+    NAME_RULES,
+    OPERATOR_DEFAULTS,
+    VERSION,
+    NASExperimentSpec,
+)
 from kubenas.api.space import DOMAIN_BOUNDS
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
 
@@ -93,6 +100,8 @@ def _inline(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     node = _inline(node, defs)
+    if node.pop(OPERATOR_DEFAULTS, False):
+        return _without_defaults(_convert(node, defs))
     shown = _significant(node.get("default"), node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
@@ -122,6 +131,17 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if result.get("x-kubernetes-int-or-string"):
         result.pop("type", None)
     return result
+
+
+def _without_defaults(node: dict[str, Any]) -> dict[str, Any]:
+    """The schema with no default for the API server to fill in (descriptions still state them)."""
+    node.pop("default", None)
+    for child in node.get("properties", {}).values():
+        _without_defaults(child)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _without_defaults(node[key])
+    return node
 
 
 def _significant(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
@@ -276,6 +296,8 @@ def custom_resource_definitions() -> dict[str, dict[str, Any]]:
                 _column("Phase", ".status.phase"),
                 _column("Best", ".status.best.objectiveValue", "number"),
                 _column("Trials", ".status.progress"),
+                _column("Queued", ".status.trials.queued", "integer", priority=1),
+                _column("GPU-Hours", ".status.gpuHours", "number", priority=1),
                 _column("Strategy", ".spec.strategy.name", priority=1),
                 _column("Best-Trial", ".status.best.trial", priority=1),
                 age,
@@ -295,6 +317,7 @@ def custom_resource_definitions() -> dict[str, dict[str, Any]]:
                 _column("Phase", ".status.phase"),
                 _column("Objective", ".status.objectiveValue", "number"),
                 _column("Epochs", ".status.epochs", "integer"),
+                _column("Reason", ".status.reason", priority=1),
                 _column("From", ".spec.startFrom", priority=1),
                 _column("Candidate", ".spec.candidateKey", priority=1),
                 age,

@@ -29,6 +29,7 @@ from kubenas.api.pod import (
     VOLUME_SCHEMA,
     EnvVar,
     Resources,
+    SecurityContext,
     Toleration,
     check_labels,
     check_volume,
@@ -148,7 +149,8 @@ NAME_RULES: list[JsonValue] = [
 
 
 class Budget(CamelModel):
-    """How many trials, how many at once, and how many failures are tolerated."""
+    """How many trials, how many at once, how many failures are tolerated, how long and how many
+    GPU-hours the whole experiment may take."""
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": {
@@ -166,6 +168,22 @@ class Budget(CamelModel):
     max_failed_trials: int = Field(
         default=3, ge=0, description="The experiment fails when more trials than this have failed."
     )
+    max_duration_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Wall-clock limit of the whole experiment, in seconds from its start: then no trial "
+        "is launched, running ones are stopped, and it ends with reason WallClockBudgetExhausted "
+        "(default: none).",
+    )
+    max_gpu_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="GPU-hours the experiment's trials may use, the sum over trials of the GPUs each "
+        "holds (trialTemplate.resources: nvidia.com/gpu, MIG slices and time-sliced shares count one each) "
+        "times the hours it ran (not queued); locally the same count applies. Once used up, no trial is "
+        "launched, running ones are stopped, and it ends with reason GPUHoursBudgetExhausted (default: "
+        "none).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -177,8 +195,14 @@ class Budget(CamelModel):
         return self
 
 
+# Marks the schema of a section whose defaults the operator applies (its --trial-defaults, then the
+# models'), so the CRD gives the API server none to fill in: a field left out stays out.
+OPERATOR_DEFAULTS = "x-kubenas-operator-defaults"
+
+
 class TrialTemplate(CamelModel):
-    """How each trial's Job looks on a cluster (ignored by the local runner, except env)."""
+    """How each trial's Job looks on a cluster (ignored by the local runner, except env). A field left out
+    takes the operator's default (its --trial-defaults), else the one stated here."""
 
     image: str = Field(
         default=DEFAULT_TRAINER_IMAGE,
@@ -207,7 +231,30 @@ class TrialTemplate(CamelModel):
     )
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment of the trainer.")
     service_account_name: str | None = Field(
-        default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="Service account of trial pods."
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Service account of trial pods (its token is not mounted: trials never call the API).",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="PriorityClass of trial pods (default: the cluster's default priority).",
+    )
+    queue_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_SUBDOMAIN,
+        description="A Kueue LocalQueue in the experiment's namespace: each trial's Job is labelled "
+        "kueue.x-k8s.io/queue-name and created suspended; Kueue admits it by unsuspending it. Until then "
+        "the trial is Pending with reason Queued (status.trials.queued): it holds a parallel slot but no "
+        "GPU, and no deadline runs.",
+    )
+    security_context: SecurityContext = Field(
+        default=SecurityContext(),
+        description="How trial pods run (non-root, read-only root filesystem, seccomp RuntimeDefault by "
+        "default); capabilities are always all dropped and privilege escalation off.",
     )
     backoff_limit: int = Field(
         default=3,
@@ -220,7 +267,15 @@ class TrialTemplate(CamelModel):
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
-        description="Wall-clock limit of one trial segment's Job, in seconds (default: none).",
+        description="Wall-clock limit of one trial segment's Job, in seconds from its start (a queued Job's "
+        "starts when it is admitted) (default: none).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=60,
+        description="Seconds after a trial segment's Job finished that Kubernetes deletes it with its pods "
+        "(default: kept until the trial is deleted). At least 60: the operator reads the result from the "
+        "finished pod, and a Job deleted unread is run again.",
     )
     checkpoint_volume: dict[str, Any] | None = Field(
         default=None,
@@ -366,7 +421,11 @@ class NASExperimentSpec(CamelModel):
             "continue them from their checkpoints."
         ),
     )
-    trial_template: TrialTemplate = Field(default=TrialTemplate(), description="Trial pods on a cluster.")
+    trial_template: TrialTemplate = Field(
+        default=TrialTemplate(),
+        description="Trial pods on a cluster.",
+        json_schema_extra={OPERATOR_DEFAULTS: True},
+    )
     metrics: MetricsSpec | None = Field(
         default=None, description="Live per-epoch metrics (default: the operator's own, if it has one)."
     )

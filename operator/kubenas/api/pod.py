@@ -214,7 +214,110 @@ class Resources(CamelModel):
         return self
 
 
-# Every volume source of a pod, as Kubernetes spells it.
+# Extended resources that are GPUs, for the GPU-hours budget: whole GPUs (nvidia.com/gpu, amd.com/gpu,
+# gpu.intel.com/i915), NVIDIA MIG slices (nvidia.com/mig-1g.10gb) and time-sliced shares renamed by the
+# device plugin (nvidia.com/gpu.shared). A slice or a share counts as one GPU: what the trial holds.
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915")
+GPU_PREFIXES = ("nvidia.com/mig-", "nvidia.com/gpu.")
+
+
+def is_gpu(resource: str) -> bool:
+    return resource in GPU_RESOURCES or resource.startswith(GPU_PREFIXES)
+
+
+def gpus(resources: Resources) -> int:
+    """GPUs one trial holds: the limits of its GPU resources (an extended resource's request equals its
+    limit), whole GPUs, MIG slices and time-sliced shares alike."""
+    return sum(int(parse_quantity(v) or 0) for k, v in resources.limits.items() if is_gpu(k))
+
+
+MAX_ID = 2**31 - 1  # user and group ids, as Kubernetes bounds them
+
+
+class SeccompProfile(CamelModel):
+    """The seccomp profile of trial pods, checked as Kubernetes checks a pod's."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                rule(
+                    "(has(self.type) && self.type == 'Localhost') == has(self.localhostProfile)",
+                    "must be set with type Localhost, and only then",
+                    ".localhostProfile",
+                )
+            ]
+        }
+    }
+
+    type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
+        default="RuntimeDefault",
+        description="Which profile: the container runtime's own, a file on the node, or none.",
+    )
+    localhost_profile: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="With type Localhost: the profile's path, relative to the kubelet's seccomp directory.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.type == "Localhost") != (self.localhost_profile is not None):
+            raise ValueError(
+                f"localhostProfile: must be set with type Localhost, and only then (type={self.type})"
+            )
+        return self
+
+
+_ROOT_RULE = "must not be 0 with runAsNonRoot true (the kubelet would refuse to start the container)"
+
+
+class SecurityContext(CamelModel):
+    """How trial pods run: hardened by default (non-root, read-only root filesystem, the runtime's seccomp
+    profile; always all capabilities dropped and no privilege escalation). The trainer writes only
+    under /tmp, an emptyDir."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                rule(
+                    "!has(self.runAsUser) || self.runAsUser != 0 "
+                    "|| has(self.runAsNonRoot) && !self.runAsNonRoot",
+                    _ROOT_RULE,
+                    ".runAsUser",
+                )
+            ]
+        }
+    }
+
+    run_as_non_root: bool = Field(
+        default=True, description="The kubelet refuses to start the trainer as root (uid 0)."
+    )
+    run_as_user: int = Field(
+        default=10001, ge=0, le=MAX_ID, description="The user id the trainer runs as (overrides the image's)."
+    )
+    run_as_group: int = Field(default=10001, ge=0, le=MAX_ID, description="The trainer's primary group id.")
+    fs_group: int | None = Field(
+        default=10001,
+        ge=0,
+        le=MAX_ID,
+        description="A supplementary group that owns the pod's volumes (the checkpoint volume becomes "
+        "writable to the trainer).",
+    )
+    read_only_root_filesystem: bool = Field(
+        default=True, description="The container's root filesystem is read-only; /tmp stays writable."
+    )
+    seccomp_profile: SeccompProfile = Field(
+        default=SeccompProfile(), description="The seccomp profile (default RuntimeDefault)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.run_as_user == 0 and self.run_as_non_root:
+            raise ValueError(f"runAsUser: {_ROOT_RULE}")
+        return self
+
+
 # Every volume source of a pod, as Kubernetes spells it, with the fields it requires (without them the
 # API server, or its Python client before that, refuses the Job).
 VOLUME_SOURCES: dict[str, tuple[str, ...]] = {

@@ -48,6 +48,11 @@ class TrialCounts(CamelModel):
 
     created: int = Field(default=0, description="Trials created so far.")
     pending: int = Field(default=0, description="Trials created and not started yet.")
+    queued: int = Field(
+        default=0,
+        description="Of the pending trials, those whose Job waits suspended for admission (Kueue): they "
+        "hold no GPU and run no deadline.",
+    )
     running: int = Field(default=0, description="Trials training now.")
     paused: int = Field(default=0, description="Trials paused at a rung or segment end, checkpoint kept.")
     succeeded: int = Field(default=0, description="Trials that trained to the end.")
@@ -111,6 +116,11 @@ class NASExperimentStatus(CamelModel):
     backoff: Backoff | None = Field(
         default=None, description="Set while an attempt failed: nothing new is created until nextAttempt."
     )
+    gpu_hours: float | None = Field(
+        default=None,
+        description="GPU-hours the trials have used so far (GPUs held x hours run, queued time not "
+        "counted), to 0.01; set when trials hold GPUs or budget.maxGpuHours is set.",
+    )
     start_time: str | None = Field(
         default=None, description="When the operator took the experiment up (RFC 3339 UTC time)."
     )
@@ -173,9 +183,18 @@ class NASTrialStatus(CamelModel):
     )
     reason: str | None = Field(
         default=None,
-        description="Why it failed: InvalidCandidate (this candidate cannot be built for the data), "
+        description="While Pending, Queued: its Job waits suspended for admission (Kueue). Why it failed: "
+        "InvalidCandidate (this candidate cannot be built for the data), "
         "InvalidSpec or DataUnavailable (no candidate could run: the experiment fails at once), "
         "TrainingFailed, Interrupted.",
+    )
+    run_seconds: float | None = Field(
+        default=None,
+        description="Seconds its segments ran, up to the last that stopped running (the GPU-hours "
+        "budget's clock; time queued or paused is not counted).",
+    )
+    running_since: str | None = Field(
+        default=None, description="While Running: when its current run began (RFC 3339 UTC time)."
     )
     message: str = Field(default="", description="What happened, for people.")
     start_time: str | None = Field(default=None, description="When the trial started (RFC 3339 UTC time).")

@@ -13,6 +13,7 @@ from kubenas_trainer.spec import Candidate
 
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperimentSpec
+from kubenas.api.pod import gpus
 from kubenas.api.status import (
     BestTrial,
     Condition,
@@ -27,10 +28,11 @@ from kubenas.api.status import (
 )
 from kubenas.artifacts import MODEL_FILE, TENSORBOARD_DIR
 from kubenas.engine import backoff
+from kubenas.engine.clock import elapsed
 from kubenas.engine.conditions import set_condition
 from kubenas.engine.fidelity import Fidelity, curve_of
-from kubenas.engine.observe import HEALTH_TYPES, Health
-from kubenas.engine.records import TrialRecord, trial_name
+from kubenas.engine.observe import HEALTH_TYPES, QUEUED, Health
+from kubenas.engine.records import TrialRecord, ran, trial_name
 from kubenas.engine.reuse import ResultCache, warm_start
 from kubenas.engine.score import Basis, value
 from kubenas.schedulers import MedianStopping, Stop
@@ -159,6 +161,7 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
     return TrialCounts(
         created=len(trials),
         pending=by_phase[TrialPhase.PENDING],
+        queued=sum(t.phase is TrialPhase.PENDING and t.reason == QUEUED for t in trials),
         running=by_phase[TrialPhase.RUNNING],
         paused=by_phase[TrialPhase.PAUSED],
         succeeded=by_phase[TrialPhase.SUCCEEDED],
@@ -170,6 +173,37 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
 Outcome = tuple[ExperimentPhase, str, str]  # (phase, reason, message) of an experiment that is over
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What the experiment has used by now of its wall-clock and GPU-hours budgets."""
+
+    seconds: float  # since it started
+    gpu_hours: float  # GPUs each trial holds x hours it ran (never while queued or paused)
+    counts_gpus: bool  # whether the status shows gpu_hours: trials hold GPUs, or there is a GPU budget
+
+    @classmethod
+    def of(cls, spec: NASExperimentSpec, trials: Sequence[TrialRecord], started: str, now: str) -> Usage:
+        per_trial = gpus(spec.trial_template.resources)
+        hours = per_trial * sum(ran(t, now) for t in trials) / 3600
+        return cls(elapsed(started, now), hours, bool(per_trial) or spec.budget.max_gpu_hours is not None)
+
+    def exhausted(self, spec: NASExperimentSpec) -> tuple[str, str] | None:
+        """(reason, message) once the wall-clock or the GPU-hours budget is used up."""
+        budget = spec.budget
+        if budget.max_duration_seconds is not None and self.seconds >= budget.max_duration_seconds:
+            return (
+                "WallClockBudgetExhausted",
+                f"{self.seconds:.0f} s since the start; budget.maxDurationSeconds is "
+                f"{budget.max_duration_seconds}",
+            )
+        if budget.max_gpu_hours is not None and self.gpu_hours >= budget.max_gpu_hours:
+            return (
+                "GPUHoursBudgetExhausted",
+                f"{self.gpu_hours:.3g} GPU-hours used; budget.maxGpuHours is {budget.max_gpu_hours:g}",
+            )
+        return None
+
+
 def _outcome(
     spec: NASExperimentSpec,
     counts: TrialCounts,
@@ -178,8 +212,10 @@ def _outcome(
     promotable: bool = False,
     exhausted_reason: str = "SearchSpaceExhausted",
     unusable: TrialRecord | None = None,
+    used_up: tuple[str, str] | None = None,
 ) -> Outcome | None:
-    """(phase, reason, message) once the experiment is over, else None."""
+    """(phase, reason, message) once the experiment is over, else None. `used_up`: the (reason, message)
+    of a wall-clock or GPU-hours budget used up, which ends an experiment that has work left."""
     if unusable is not None:  # no other candidate could avoid what failed it: stop now, say why
         return ExperimentPhase.FAILED, str(unusable.reason), f"{unusable.name}: {unusable.message}"[:1000]
     budget = spec.budget
@@ -199,7 +235,13 @@ def _outcome(
     active = counts.pending + counts.running
     out_of_trials = counts.created >= budget.max_trials or exhausted
     if active or promotable or not out_of_trials:
-        return None
+        if used_up is None:
+            return None
+        reason, message = used_up
+        if best is None:
+            return ExperimentPhase.FAILED, reason, f"{message}; no trial succeeded"
+        found = f"best {best.trial}: {spec.objective.metric}={best.objective_value:g}"
+        return ExperimentPhase.SUCCEEDED, reason, f"{message}; {found} after {counts.created} trials"
     if best is None:
         return ExperimentPhase.FAILED, "NoTrialSucceeded", f"none of {counts.created} trials succeeded"
     reason = "MaxTrialsReached" if counts.created >= budget.max_trials else exhausted_reason
@@ -284,7 +326,16 @@ def decide(
     unusable = next(
         (t for t in trials if t.phase is TrialPhase.FAILED and t.reason in EXPERIMENT_FAILURES), None
     )
-    outcome = _outcome(spec, counts, best, exhausted=False, promotable=bool(promotions), unusable=unusable)
+    used = Usage.of(spec, trials, previous.start_time or now, now)
+    outcome = _outcome(
+        spec,
+        counts,
+        best,
+        exhausted=False,
+        promotable=bool(promotions),
+        unusable=unusable,
+        used_up=used.exhausted(spec),
+    )
 
     hold = backoff.holding(previous, now)  # an attempt failed: create nothing until its nextAttempt
     reuse_results = spec.strategy.reuse_results
@@ -332,6 +383,8 @@ def decide(
     else:
         stop = early_stops(spec, trials)
     status = _status(spec, trials, counts, best, previous, generation, now, outcome, launch, reuse, wait)
+    if used.counts_gpus:
+        status = status.model_copy(update={"gpu_hours": round(used.gpu_hours, 2)})
     status = status.model_copy(update={"conditions": _health(status.conditions, health, generation, now)})
     status = _backoff(status, previous, hold and outcome is None)
     front = strategy.pareto_front(trials)
@@ -362,7 +415,7 @@ def _status(
     if outcome is not None:  # the status already counts what this pass stops
         ended = counts.pending + counts.running + counts.paused
         counts = counts.model_copy(
-            update={"pending": 0, "running": 0, "paused": 0, "stopped": counts.stopped + ended}
+            update={"pending": 0, "queued": 0, "running": 0, "paused": 0, "stopped": counts.stopped + ended}
         )
     return NASExperimentStatus(
         phase=outcome[0] if outcome else ExperimentPhase.RUNNING,

@@ -20,7 +20,7 @@ from kubenas.engine.backend import Backend, Refused, Segment
 from kubenas.engine.decide import Plan, TrialLaunch
 from kubenas.engine.events import Event, describe
 from kubenas.engine.observe import Observation
-from kubenas.engine.records import TrialRecord
+from kubenas.engine.records import TrialRecord, ran
 from kubenas.metrics.live import trial_labels
 
 
@@ -149,6 +149,7 @@ def stopped_status(trial: TrialRecord, reason: str, objective: MetricGoal, now: 
         curve=curve,
         split_fingerprint=trial.split_fingerprint,
         artifacts=trial.artifacts,
+        run_seconds=ran(trial, now) or None,
         message=reason,
         start_time=trial.start_time,
         completion_time=now,
@@ -165,6 +166,7 @@ def reopened_status(trial: TrialRecord, message: str) -> NASTrialStatus:
         curve=list(trial.curve),
         split_fingerprint=trial.split_fingerprint,
         artifacts=trial.artifacts,
+        run_seconds=trial.run_seconds or None,
         message=message,
         start_time=trial.start_time,
     )

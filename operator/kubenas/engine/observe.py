@@ -9,6 +9,9 @@ recorded epochs; advance() turns that into the trial's status. The rules live he
 - a running trial whose segment vanished (Job deleted, runner restarted) is pending again and is
   relaunched, resuming its checkpoint;
 - a running trial's curve grows with its live per-epoch metrics, where the backend observes them;
+- a segment waiting for admission (a suspended Job, Kueue) leaves the trial Pending with reason Queued:
+  not running, not interrupted;
+- the time a trial runs adds up over its runs (runSeconds), queued and paused time left out;
 - a status is written, and an event sent, only on a real change;
 - once a segment ended, the trial's live metrics are dropped (its status holds its curve).
 """
@@ -26,6 +29,7 @@ from pydantic import ValidationError
 
 from kubenas.api.experiment import NASExperimentSpec
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine.clock import elapsed
 from kubenas.engine.events import Event
 from kubenas.engine.records import TrialRecord, record
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 class SegmentState(StrEnum):
     ABSENT = "Absent"  # nothing runs the trial
     PENDING = "Pending"  # its Job or process exists but has not started training
+    QUEUED = "Queued"  # its Job exists, suspended until admitted (Kueue): no pod, no deadline running
     RUNNING = "Running"
     ENDED = "Ended"  # it ended with `result` (a Failed one carrying the log tail if none was reported)
 
@@ -53,10 +58,12 @@ class SegmentView:
 
     @property
     def active(self) -> bool:
-        return self.state in (SegmentState.PENDING, SegmentState.RUNNING)
+        return self.state in (SegmentState.PENDING, SegmentState.QUEUED, SegmentState.RUNNING)
 
 
 HEALTH_TYPES = ("MetricsAvailable", "StorageAvailable")
+QUEUED = "Queued"  # a pending trial's reason while its segment waits for admission
+QUEUED_MESSAGE = "its Job is suspended until admitted (e.g. by Kueue): no pod runs yet"
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,15 @@ def status_from_result(
     )
 
 
+def run_seconds(status: NASTrialStatus, until: str, segment_start: str | None = None) -> float | None:
+    """The trial's run time once its current run ends at `until` (a run that began unseen: at
+    `segment_start`)."""
+    since = status.running_since or segment_start
+    if since is None:
+        return status.run_seconds
+    return round((status.run_seconds or 0.0) + elapsed(since, until), 3)
+
+
 def advance(
     status: NASTrialStatus,
     segment: SegmentView,
@@ -132,12 +148,26 @@ def advance(
         ended = status_from_result(result, objective_metric, now, status.start_time or segment.start_time)
         if not ended.curve and status.curve:  # a curve too long for the termination message
             ended = ended.model_copy(update={"curve": status.curve})
+        update: dict[str, object] = {
+            "run_seconds": run_seconds(status, segment.end_time or now, segment.start_time)
+        }
         restarts = max(segment.restarts, status.restarts or 0)
-        return ended.model_copy(update={"restarts": restarts}) if restarts else ended
+        if restarts:
+            update["restarts"] = restarts
+        return ended.model_copy(update=update)
     if segment.active:
         phase = TrialPhase.RUNNING if segment.state is SegmentState.RUNNING else TrialPhase.PENDING
         start = status.start_time or segment.start_time or (now if phase is TrialPhase.RUNNING else None)
-        update: dict[str, object] = {"phase": phase, "start_time": start}
+        update = {"phase": phase, "start_time": start}
+        if phase is TrialPhase.RUNNING:
+            update["running_since"] = status.running_since or segment.start_time or now
+        elif status.running_since is not None:  # it stopped running (its Job suspended again)
+            update.update(run_seconds=run_seconds(status, now), running_since=None)
+        queued = segment.state is SegmentState.QUEUED
+        if queued:
+            update.update(reason=QUEUED, message=QUEUED_MESSAGE)
+        elif status.reason == QUEUED:  # admitted
+            update.update(reason=None, message="")
         if segment.restarts > (status.restarts or 0):
             update["restarts"] = segment.restarts
         live = [row[objective_metric] for row in epoch_metrics if objective_metric in row]
@@ -149,6 +179,8 @@ def advance(
             update={
                 "phase": TrialPhase.PENDING,
                 "message": "nothing runs it any more: it resumes from its last checkpoint",
+                "run_seconds": run_seconds(status, now),
+                "running_since": None,
             }
         )
     return status
@@ -156,6 +188,8 @@ def advance(
 
 def transition_event(name: str, before: NASTrialStatus, after: NASTrialStatus, metric: str) -> Event | None:
     """The event a status change deserves (one per transition)."""
+    if after.reason == QUEUED and before.reason != QUEUED:
+        return Event("Normal", "TrialQueued", name, after.message)
     if after.phase is before.phase:
         return None
     if after.phase is TrialPhase.PAUSED:

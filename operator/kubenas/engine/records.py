@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from kubenas_trainer.spec import Candidate
 
 from kubenas.api.status import NASTrialSpec, NASTrialStatus, TrialPhase
+from kubenas.engine.clock import elapsed
 
 
 def trial_name(experiment: str, index: int) -> str:
@@ -41,8 +42,11 @@ class TrialRecord:
     split_fingerprint: str | None = None
     # Where its run directory is (object storage or a local path), once it reported.
     artifacts: str | None = None
-    # Why it failed (the trainer's FailureReason), when it did.
+    # Why it failed (the trainer's FailureReason), when it did; Queued while its Job awaits admission.
     reason: str | None = None
+    # Seconds its ended runs took, and when its current run began (while Running): its GPU time.
+    run_seconds: float = 0.0
+    running_since: str | None = None
 
 
 def record(
@@ -72,4 +76,12 @@ def record(
         split_fingerprint=status.split_fingerprint,
         artifacts=status.artifacts,
         reason=status.reason,
+        run_seconds=status.run_seconds or 0.0,
+        running_since=status.running_since,
     )
+
+
+def ran(trial: TrialRecord, now: str) -> float:
+    """Seconds the trial has run by `now`: its ended runs and the current one."""
+    current = elapsed(trial.running_since, now) if trial.running_since else 0.0
+    return round(trial.run_seconds + current, 3)

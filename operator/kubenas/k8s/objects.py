@@ -1,4 +1,10 @@
-"""Pure builders of the objects the operator creates; unit-tested without a cluster."""
+"""Pure builders of the objects the operator creates; unit-tested without a cluster.
+
+Trial pods are hardened as the restricted Pod Security Standard asks: non-root, all capabilities
+dropped, no privilege escalation, seccomp RuntimeDefault, a read-only root filesystem and no
+service-account token (trainers never call the API). The trainer writes only under /tmp, an emptyDir:
+its working directory (its output, unless a checkpoint volume takes it), $TMPDIR, $HOME and the caches.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from kubenas_trainer.spec import TrialSpec
 
 from kubenas.api.experiment import API_VERSION, TrialTemplate
 from kubenas.api.outputs import StorageSpec
+from kubenas.api.pod import SecurityContext
 from kubenas.api.status import NASTrialSpec
 from kubenas.k8s.labels import EXPERIMENT_LABEL, INDEX_LABEL, MANAGED_BY, TRAINER_CONTAINER, TRIAL_LABEL
 
@@ -57,6 +64,44 @@ POD_FAILURE_POLICY = {
 }
 CHECKPOINT_MOUNT = "/var/lib/kubenas"
 CHECKPOINT_VOLUME = "checkpoints"
+SCRATCH_MOUNT = "/tmp"
+SCRATCH_VOLUME = "scratch"
+# Where the trainer and its libraries (torch, boto3, matplotlib) write, all on the scratch emptyDir; the
+# trainer's own output directory is relative to its working directory, the same emptyDir.
+SCRATCH_ENV = {
+    "TMPDIR": SCRATCH_MOUNT,
+    "HOME": SCRATCH_MOUNT,
+    "XDG_CACHE_HOME": f"{SCRATCH_MOUNT}/.cache",
+    "TORCH_HOME": f"{SCRATCH_MOUNT}/.cache/torch",
+    "MPLCONFIGDIR": f"{SCRATCH_MOUNT}/.config/matplotlib",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def pod_security(context: SecurityContext) -> dict[str, Any]:
+    """The pod's securityContext: who the trainer runs as, and its seccomp profile."""
+    seccomp: dict[str, Any] = {"type": context.seccomp_profile.type}
+    if context.seccomp_profile.localhost_profile is not None:
+        seccomp["localhostProfile"] = context.seccomp_profile.localhost_profile
+    pod: dict[str, Any] = {
+        "runAsNonRoot": context.run_as_non_root,
+        "runAsUser": context.run_as_user,
+        "runAsGroup": context.run_as_group,
+        "seccompProfile": seccomp,
+    }
+    if context.fs_group is not None:
+        pod["fsGroup"] = context.fs_group
+    return pod
+
+
+def container_security(context: SecurityContext) -> dict[str, Any]:
+    """The trainer container's securityContext: no capability, no privilege escalation."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": context.read_only_root_filesystem,
+    }
 
 
 def job_name(trial: str, epochs_done: int | None) -> str:
@@ -83,13 +128,18 @@ def trial_job(
 ) -> dict[str, Any]:
     """The Job that trains one trial (or one segment of it, named `segment`); its pod reports the
     result as its termination message. The trainer resumes its own checkpoint when one exists: on the
-    checkpoint volume, or in object storage (whose credentials come from storage.secretName)."""
+    checkpoint volume, or in object storage (whose credentials come from storage.secretName).
+    With template.queueName the Job is created suspended, for Kueue to admit (unsuspend); the operator
+    never changes a Job it created, so it never undoes an admission."""
     labels = trial_labels(experiment, name, index)
+    own = {e.name for e in template.env}
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": template.image,
         "command": ["kubenas-trainer"],
+        "workingDir": SCRATCH_MOUNT,
         "env": [
+            *({"name": k, "value": v} for k, v in SCRATCH_ENV.items() if k not in own),
             {"name": "KUBENAS_TRIAL_NAME", "value": name},
             {"name": "KUBENAS_TRIAL_SPEC", "value": trial.model_dump_json(by_alias=True, exclude_none=True)},
             *({"name": e.name, "value": e.value} for e in template.env),
@@ -101,14 +151,22 @@ def trial_job(
         "terminationMessagePath": "/dev/termination-log",
         # If the trainer dies before reporting (e.g. OOM-killed), the log tail becomes the message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": container_security(template.security_context),
+        "volumeMounts": [{"name": SCRATCH_VOLUME, "mountPath": SCRATCH_MOUNT}],
     }
     if template.image_pull_policy:
         container["imagePullPolicy"] = template.image_pull_policy
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "securityContext": pod_security(template.security_context),
+        "automountServiceAccountToken": False,
+        "volumes": [{"name": SCRATCH_VOLUME, "emptyDir": {}}],
+    }
     if template.checkpoint_volume is not None:
         container["args"] = ["--output", trial_output(namespace, experiment, name), "--resume"]
-        container["volumeMounts"] = [{"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT}]
-        pod_spec["volumes"] = [{"name": CHECKPOINT_VOLUME, **template.checkpoint_volume}]
+        container["volumeMounts"].append({"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT})
+        pod_spec["volumes"].append({"name": CHECKPOINT_VOLUME, **template.checkpoint_volume})
     elif storage is not None:
         container["args"] = ["--resume"]  # from storage: the trial spec names where
     if storage is not None and storage.secret_name:
@@ -119,6 +177,8 @@ def trial_job(
         pod_spec["tolerations"] = [t.to_dict() for t in template.tolerations]
     if template.service_account_name:
         pod_spec["serviceAccountName"] = template.service_account_name
+    if template.priority_class_name:
+        pod_spec["priorityClassName"] = template.priority_class_name
     job_spec: dict[str, Any] = {
         "backoffLimit": template.backoff_limit,
         "podFailurePolicy": POD_FAILURE_POLICY,
@@ -126,13 +186,19 @@ def trial_job(
     }
     if template.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = template.active_deadline_seconds
+    if template.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = template.ttl_seconds_after_finished
+    job_labels = dict(labels)
+    if template.queue_name:
+        job_labels[QUEUE_LABEL] = template.queue_name
+        job_spec["suspend"] = True
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": segment or name,
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
             "ownerReferences": [owner_reference(API_VERSION, "NASTrial", name, trial_uid)],
         },
         "spec": job_spec,

@@ -36,8 +36,9 @@ def job_ended(job: Obj) -> bool:
 
 
 def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentView:
-    """What the Job running one segment of `trial` shows: absent, pending, running, or ended with the
-    result its pod reported (its termination message, or why the Job failed)."""
+    """What the Job running one segment of `trial` shows: absent, queued (suspended, awaiting admission),
+    pending, running, or ended with the result its pod reported (its termination message, or why the
+    Job failed)."""
     if job is None:
         return SegmentView()
     ref = job["metadata"]["name"]
@@ -53,6 +54,8 @@ def segment_view(trial: str, job: Obj | None, pods: Sequence[Obj]) -> SegmentVie
             "lastTransitionTime"
         )
         return SegmentView(SegmentState.ENDED, ref, parse_result(message, trial), start, ended, restarts)
+    if (job.get("spec") or {}).get("suspend"):  # waits for admission (Kueue): pods, if any, are going
+        return SegmentView(SegmentState.QUEUED, ref, restarts=restarts)
     # A pod that succeeded still counts as running until its Job says Complete (the Job controller
     # takes about a second): read as pending, the trial would seem interrupted on the way to its end.
     running = any(p.get("status", {}).get("phase") in ("Running", "Succeeded") for p in pods)
