@@ -1,7 +1,13 @@
-"""The operator as the cluster tests run it: `kubenas operator` in a child process."""
+"""The operator as the cluster tests run it: `kubenas operator` in a child process.
+
+Each OperatorProcess is one replica, like a pod: its leader-election identity ($POD_NAME) stays the same
+across kill() and start(), as a container's does when the kubelet restarts it, so a lone replica takes
+its own Lease back at once. The Lease lives in the test's namespace.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -9,6 +15,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+_replicas = itertools.count()
 
 
 class OperatorProcess:
@@ -26,6 +34,7 @@ class OperatorProcess:
         self.log = log
         self.args = list(args)
         self.env = dict(env or {})
+        self.identity = self.env.setdefault("POD_NAME", f"operator-{os.getpid()}-{next(_replicas)}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -44,6 +53,8 @@ class OperatorProcess:
             self.namespace,
             "--interval",
             "1",
+            "--leader-election-namespace",
+            self.namespace,
             *self.args,
         ]
         with self.log.open("ab") as out:

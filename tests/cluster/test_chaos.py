@@ -117,7 +117,10 @@ def test_an_apiserver_and_an_etcd_restart_mid_experiment_lose_nothing(
     assert kube.control_plane is not None
     doc = experiment("restarts", max_trials=4, parallel=2, epochs=12)
     doc["spec"]["searchSpace"]["hyperparameters"]["batchSize"] = {"values": [8]}  # a few seconds a trial
-    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log") as operator:
+    # A leader that cannot renew its Lease within the renew deadline exits (as client-go's do), and an
+    # API server restart on a loaded machine can outlast the default 10 s: give this one replica room.
+    patient = ("--leader-election-renew-deadline", "40", "--leader-election-lease-duration", "60")
+    with OperatorProcess(kube.kubeconfig, namespace, tmp_path / "operator.log", args=patient) as operator:
         apply(kube, namespace, doc)
 
         def running() -> bool:

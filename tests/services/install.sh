@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the servers the tests run (Debian's packages): Prometheus and the Pushgateway; and Chromium,
-# the headless browser the report tests render `kubenas report`'s page in.
+# the headless browser the report tests render `kubenas report`'s page in; shellcheck, which
+# tests/images/ runs on the repository's shell scripts.
 # Idempotent: does nothing when the binaries are present. Needs root (as CI runs) or passwordless sudo.
 set -euo pipefail
-packages=(prometheus prometheus-pushgateway chromium)
+packages=(prometheus prometheus-pushgateway chromium shellcheck)
 if command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null \
-  && command -v chromium >/dev/null; then
+  && command -v chromium >/dev/null && command -v shellcheck >/dev/null; then
   exit 0
 fi
 sudo=""

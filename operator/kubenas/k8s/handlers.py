@@ -7,6 +7,9 @@ something happened for (a Job ended or vanished, the experiment was created, cha
 before the timer's routine ones, and routine passes take at most ROUTINE_WORKERS workers, so an urgent
 pass never waits for a busy cluster's routine ones; a routine pass is dropped when the experiment had a
 pass less than half an interval ago. A pass that hits an API error is retried after RETRY_DELAY.
+
+With leader election (kubenas.k8s.leader) a pass starts only while this replica holds the Lease (the
+`leading` gate), and a graceful stop lets the passes running finish before the Lease is released.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -67,9 +70,22 @@ class PassQueue:
         self._again: dict[Key, Request] = {}  # asked for while its pass runs
         self._last: dict[Key, float] = {}  # when its last pass started (monotonic)
         self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def stop(self, timeout: float) -> bool:
+        """Start no more passes; wait up to `timeout` seconds for the running ones (True if none is left)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            while self._running and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+            return not self._running
 
     def request(self, key: Key, request: Request) -> None:
         with self._cond:
+            if self._stopping:
+                return
             if not self._threads:
                 self._start()
             if key in self._running:
@@ -100,11 +116,15 @@ class PassQueue:
             self._threads.append(thread)
             thread.start()
 
-    def _next(self) -> tuple[Key, Request]:
+    def _next(self) -> tuple[Key, Request] | None:
         urgent, routine = self._lanes
         with self._cond:
             while not (urgent or (routine and self._routine < self._routine_limit)):
+                if self._stopping:
+                    return None
                 self._cond.wait()
+            if self._stopping:
+                return None
             key = (urgent or routine).popleft()
             request = self._queued.pop(key)
             self._routine += not request.urgent
@@ -117,13 +137,13 @@ class PassQueue:
             self._routine -= not request.urgent
             self._running.discard(key)
             again = self._again.pop(key, None)
-            self._cond.notify()  # a routine pass may wait for this slot
+            self._cond.notify_all()  # a routine pass may wait for this slot; stop() for the last pass
         if again is not None:
             self.request(key, again)
 
     def _work(self) -> None:
-        while True:
-            key, request = self._next()
+        while (task := self._next()) is not None:
+            key, request = task
             delay = 0.0
             try:
                 self._run(key, request)
@@ -152,13 +172,22 @@ class Handlers:
         defaults: OperatorDefaults | None = None,
         interval: float = 1.0,
         workers: int = WORKERS,
+        leading: Callable[[], bool] | None = None,
     ):
         self.api = api
         self.defaults = defaults or OperatorDefaults()
+        self.leading = leading
         self.queue = PassQueue(self.reconcile, workers, interval)
+        self._passed = threading.Event()  # a first pass has started (logged once: failover is timed by it)
 
     def reconcile(self, key: Key, request: Request = Request(True, True)) -> None:
         """One pass, from the experiment as the API server shows it now (not kopf's cached body)."""
+        if self.leading is not None and not self.leading():
+            log.warning("pass of %s/%s skipped: not holding the leader Lease", *key)
+            return
+        if not self._passed.is_set():
+            self._passed.set()
+            log.info("first reconcile pass: %s/%s", *key)
         fresh = self.api.get_experiment(*key)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
@@ -197,8 +226,10 @@ def register(
     interval: float,
     defaults: OperatorDefaults | None = None,
     workers: int = WORKERS,
+    leading: Callable[[], bool] | None = None,
 ) -> Handlers:
-    handlers = Handlers(api, defaults, interval, workers)
+    """`leading`: with leader election, whether this replica holds the Lease now (no pass otherwise)."""
+    handlers = Handlers(api, defaults, interval, workers, leading)
     kopf.on.resume(*EXPERIMENTS, registry=registry)(handlers.on_experiment)
     kopf.on.create(*EXPERIMENTS, registry=registry)(handlers.on_experiment)
     kopf.on.update(*EXPERIMENTS, field="spec", registry=registry)(handlers.on_experiment)
