@@ -11,7 +11,9 @@ the best test accuracy in the table minus the incumbent's test accuracy; its val
 same on validation accuracy, what the search itself optimises (both in percentage points). The test
 regret includes the benchmark's validation/test disagreement, which no search strategy can remove.
 
-    PYTHONPATH=operator:trainer python -m benchmarks.nas_bench_graph --seeds 20 --evaluations 100
+    PYTHONPATH=operator:trainer python -m benchmarks.nas_bench_graph --seeds 30 --evaluations 100
+    # one data set per process, side by side, then the merged tables:
+    PYTHONPATH=operator:trainer python -m benchmarks.nas_bench_graph --report a.json b.json
 
 (run it as a module: run as a file, its folder would shadow the nas_bench_graph package).
 """
@@ -23,6 +25,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kubenas.space.params import Categorical, ParamSpace, Point
@@ -90,23 +93,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "pubmed"])
     parser.add_argument("--strategies", nargs="+", default=list(searchers()))
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--seed-offset", type=int, default=0, help="first seed (tables use 0; tune on others, e.g. 100)"
+    )
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/nas_bench_graph.json"))
-    parser.add_argument("--report", type=Path, help="only print the tables of a saved --output file")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", help="only print the tables of saved --output files (merged)"
+    )
     args = parser.parse_args(argv)
     if args.report:
-        saved = json.loads(args.report.read_text())
-        a = saved["args"]
-        print(
-            markdown(
-                saved["regret"],
-                a["strategies"],
-                a["datasets"],
-                a["evaluations"],
-                a["seeds"],
-                saved.get("seconds", {}),
-            )
-        )
+        print(report([json.loads(path.read_text()) for path in args.report]))
         return
 
     make = searchers()
@@ -117,7 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         results[dataset] = {}
         for name in args.strategies:
             start = time.perf_counter()
-            curves = [run(make[name](SPACE, seed), table, args.evaluations) for seed in range(args.seeds)]
+            curves = [
+                run(make[name](SPACE, seed), table, args.evaluations)
+                for seed in range(args.seed_offset, args.seed_offset + args.seeds)
+            ]
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
             results[dataset][name] = [c.tolist() for c in curves]
             final = np.array([c[-1] for c in curves])
@@ -138,6 +138,33 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown(results, args.strategies, args.datasets, args.evaluations, args.seeds, seconds))
 
 
+def report(saved: list[dict[str, Any]]) -> str:
+    """The tables of one or more saved runs, merged (e.g. one run per data set, run side by side).
+
+    A later run's results for a (data set, strategy) replace an earlier one's, e.g. a strategy rerun
+    with new defaults; a strategy's seconds add up over the runs whose results are kept."""
+    results: dict[str, dict[str, list[list[list[float]]]]] = {}
+    source: dict[tuple[str, str], int] = {}
+    strategies: list[str] = []
+    for k, run_ in enumerate(saved):
+        for dataset, by_strategy in run_["regret"].items():
+            results.setdefault(dataset, {}).update(by_strategy)
+            source |= {(dataset, name): k for name in by_strategy}
+        strategies += [s for s in run_["args"]["strategies"] if s not in strategies]
+    seconds: dict[str, float] = {}
+    for k in sorted(set(source.values())):
+        for name, wall in saved[k].get("seconds", {}).items():
+            if any(source.get((d, name)) == k for d in saved[k]["regret"]):
+                seconds[name] = seconds.get(name, 0.0) + wall
+    seeds = {len(curves) for by_strategy in results.values() for curves in by_strategy.values()}
+    evaluations = {run_["args"]["evaluations"] for run_ in saved}
+    if len(seeds) != 1 or len(evaluations) != 1:
+        raise SystemExit(
+            f"--report: runs differ in seeds {sorted(seeds)} or evaluations {sorted(evaluations)}"
+        )
+    return markdown(results, strategies, list(results), evaluations.pop(), seeds.pop(), seconds)
+
+
 def markdown(
     results: dict[str, dict[str, list[list[list[float]]]]],
     strategies: list[str],
@@ -146,30 +173,36 @@ def markdown(
     seeds: int,
     seconds: dict[str, float],
 ) -> str:
-    """Final regrets (pp), mean ± std over seeds, and the difference of means to random search."""
-    head = " | ".join(f"{d} | Δ ± s.e." for d in datasets)
+    """Final regrets (pp), mean ± std over seeds, their ratio to random search's and the difference."""
+    head = " | ".join(f"{d} | x random | Δ ± s.e." for d in datasets)
     lines = [
         f"Regret in percentage points after {evaluations} evaluations, mean ± std over {seeds} seeds;",
+        "x random: mean regret over random search's (below 1 is better);",
         "Δ: mean regret minus random search's (negative is better) ± its standard error;",
         "seconds: wall time of all its runs on a shared 2-core machine.",
     ]
     for column, label in ((0, "test regret"), (1, "validation regret")):
-        lines += ["", f"{label}:", "", f"| strategy | {head} | mean Δ | seconds |"]
-        lines.append("|---" * (2 * len(datasets) + 3) + "|")
+        lines += ["", f"{label}:", "", f"| strategy | {head} | mean x random | mean Δ | seconds |"]
+        lines.append("|---" * (3 * len(datasets) + 4) + "|")
         for name in strategies:
-            cells, deltas = [], []
+            cells, deltas, ratios = [], [], []
             for dataset in datasets:
                 final = np.array([c[-1][column] for c in results[dataset][name]])
                 base = np.array(
                     [c[-1][column] for c in results[dataset].get("random", results[dataset][name])]
                 )
                 delta = final.mean() - base.mean()
+                ratio = final.mean() / base.mean() if base.mean() > 0 else float("nan")
                 se = np.sqrt(final.var(ddof=1) / len(final) + base.var(ddof=1) / len(base))
                 deltas.append(delta)
-                cells.append(f"{final.mean():.3f} ± {final.std(ddof=1):.3f} | {delta:+.3f} ± {se:.3f}")
-            mean_delta, wall = np.mean(deltas), seconds.get(name)
+                ratios.append(ratio)
+                cells.append(
+                    f"{final.mean():.3f} ± {final.std(ddof=1):.3f} | {ratio:.2f} | {delta:+.3f} ± {se:.3f}"
+                )
+            wall = seconds.get(name)
             timing = f"{wall:.0f}" if wall is not None else "-"
-            lines.append(f"| {name} | {' | '.join(cells)} | {mean_delta:+.3f} | {timing} |")
+            means = f"{np.mean(ratios):.2f} | {np.mean(deltas):+.3f}"
+            lines.append(f"| {name} | {' | '.join(cells)} | {means} | {timing} |")
     return "\n".join(lines)
 
 

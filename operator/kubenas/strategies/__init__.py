@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from kubenas.api.errors import SpecError
 from kubenas.api.experiment import NASExperimentSpec
+from kubenas.strategies.bananas import Bananas
 from kubenas.strategies.base import Strategy
+from kubenas.strategies.bohb import BOHB
 from kubenas.strategies.cmaes import CMAES
 from kubenas.strategies.evolution import Evolution
 from kubenas.strategies.gp import GaussianProcess
 from kubenas.strategies.grid import GridSearch
+from kubenas.strategies.local_search import LocalSearch
 from kubenas.strategies.miha import MIHA
 from kubenas.strategies.nsga2 import NSGA2
 from kubenas.strategies.pbt import PBT
@@ -26,6 +29,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
         TPE,
         CMAES,
         GaussianProcess,
+        LocalSearch,
+        Bananas,
+        BOHB,
         NSGA2,
         PBT,
         MIHA,

@@ -16,7 +16,7 @@ from kubenas_trainer.spec import CamelModel, Candidate
 
 from kubenas.api.status import TrialPhase
 from kubenas.engine.records import TrialRecord
-from kubenas.engine.score import score
+from kubenas.engine.score import epoch_scores, score
 from kubenas.seeds import rng_for
 from kubenas.space.encoding import CandidateCodec
 from kubenas.space.params import ParamSpace, Point
@@ -25,12 +25,14 @@ from kubenas.strategies.base import NoSettings, Strategy, next_index
 
 @dataclass(frozen=True)
 class Observation:
-    """One recorded trial: its point, and its score (higher is better) once it succeeded."""
+    """One recorded trial: its point, its score (higher is better) once it has one, and its score after
+    each epoch where the backend reported them (multi-fidelity searchers read those)."""
 
     index: int
     point: Point
     score: float | None = None
     pending: bool = False
+    curve: tuple[float, ...] = ()
 
 
 class Searcher(ABC):
@@ -75,6 +77,7 @@ class SearcherStrategy(Strategy):
                 point=self.codec.encode(t.candidate),
                 score=score(t, self.objective),
                 pending=t.phase in (TrialPhase.PENDING, TrialPhase.RUNNING),
+                curve=epoch_scores(t, self.objective),
             )
             for t in sorted(history, key=lambda t: t.index)
         ]

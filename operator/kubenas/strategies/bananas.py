@@ -1,0 +1,209 @@
+"""Predictor-guided Bayesian optimisation (BANANAS: White, Neiswanger & Savani, AAAI 2021).
+
+A predictor is an ensemble of small neural networks (one hidden layer, each from its own initial
+weights, trained together in numpy) fitted to the z-scored results on the encoded candidate: one-hot
+categoricals, unit-scaled numbers, zeros for inactive parameters (the GP's features). The members'
+mean and spread stand for the prediction and its uncertainty. Each proposal scores a pool of
+candidates, mutations of the best trials (one decision changed, or two for a `farFraction` of them)
+plus some random points, none tried before, and takes the best by independent Thompson sampling (one
+draw from N(mean, spread) per candidate) or by UCB (mean + ucbBeta x spread).
+
+The ensemble is refitted every `refitEvery` results, on the first results in trial-index order (a
+function of the history, so a restarted controller fits the same one); fits are cached by their data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from kubenas_trainer.spec import CamelModel
+from pydantic import Field
+
+from kubenas.seeds import rng_for
+from kubenas.space.mutation import mutate
+from kubenas.space.params import Categorical, ParamSpace, Point, Value, key_of, to_unit
+from kubenas.strategies.searcher import Observation, Searcher, SearcherStrategy
+
+Key = tuple[tuple[str, Value], ...]
+
+
+class BananasSettings(CamelModel):
+    n_startup_trials: int = Field(
+        default=10, ge=2, le=100000, description="Random trials before the predictor."
+    )
+    ensemble_size: int = Field(default=3, ge=2, le=100, description="Networks in the ensemble.")
+    hidden_units: int = Field(default=16, ge=1, le=4096, description="Width of each network's hidden layer.")
+    refit_every: int = Field(
+        default=10, ge=1, le=1000, description="Results between two fits of the ensemble."
+    )
+    candidates: int = Field(default=200, ge=8, le=100000, description="Candidates scored per proposal.")
+    parents: int = Field(default=10, ge=1, le=1000, description="Best trials whose mutations are candidates.")
+    random_fraction: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="Share of the candidates drawn at random, not mutated."
+    )
+    acquisition: Literal["its", "ucb"] = Field(
+        default="its", description="its: independent Thompson sampling; ucb: mean + ucbBeta x spread."
+    )
+    ucb_beta: float = Field(default=1.0, ge=0.0, le=100.0, description="Weight of the spread in UCB.")
+    steps: int = Field(default=300, ge=1, le=100000, description="Adam steps of each fit.")
+    far_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of the mutations that change two decisions, not one."
+    )
+
+
+class Ensemble:
+    """Small MLPs on standardised targets; predict() gives their mean and spread, in the targets' units.
+
+    The members (one tanh hidden layer each, own initial weights) are trained together, full batch,
+    with Adam and weight decay in numpy: a fit on a hundred points takes milliseconds, so the
+    searcher can refit after every result."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        size: int,
+        hidden: int,
+        seed: int,
+        steps: int = 300,
+        rate: float = 0.01,
+        decay: float = 1e-2,
+    ) -> None:
+        self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
+        z = (y - self.mean) / self.scale
+        rng = np.random.default_rng(seed)
+        n, d = x.shape
+        params = [
+            rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), (size, d, hidden)),
+            np.zeros((size, 1, hidden)),
+            rng.normal(0.0, 1.0 / np.sqrt(hidden), (size, hidden, 1)),
+            np.zeros((size, 1, 1)),
+        ]
+        moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+        target = z[None, :, None]
+        for t in range(1, steps + 1):
+            w1, b1, w2, b2 = params
+            h = np.tanh(x @ w1 + b1)  # (size, n, hidden)
+            error = (h @ w2 + b2 - target) * (2.0 / n)
+            dh = (error @ w2.transpose(0, 2, 1)) * (1.0 - h * h)
+            grads = [
+                x.T @ dh + decay * w1,
+                dh.sum(1, keepdims=True),
+                h.transpose(0, 2, 1) @ error + decay * w2,
+                error.sum(1, keepdims=True),
+            ]
+            for p, g, (m, v) in zip(params, grads, moments, strict=True):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                p -= rate * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        self.params = params
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w1, b1, w2, b2 = self.params
+        predictions = (np.tanh(x @ w1 + b1) @ w2 + b2)[:, :, 0]
+        return predictions.mean(0) * self.scale + self.mean, predictions.std(0) * self.scale
+
+
+@lru_cache(maxsize=8)
+def _fit(x: bytes, shape: tuple[int, int], y: bytes, size: int, hidden: int, seed: int, steps: int) -> Ensemble:
+    """A cached fit: the benchmark and the controller ask again with the same data between refits."""
+    return Ensemble(
+        np.frombuffer(x).reshape(shape), np.frombuffer(y), size=size, hidden=hidden, seed=seed, steps=steps
+    )
+
+
+def encode(space: ParamSpace, points: Sequence[Mapping[str, Value]]) -> np.ndarray:
+    """gp.features of many points at once (the pool's encoding was most of a proposal's time)."""
+    width = sum(len(p.choices) if isinstance(p, Categorical) else 1 for p in space.params)
+    out = np.zeros((len(points), width))
+    column = 0
+    for param in space.params:
+        if isinstance(param, Categorical):
+            index = {c: k for k, c in enumerate(param.choices)}
+            for row, point in enumerate(points):
+                k = index.get(point.get(param.name))  # type: ignore[arg-type]
+                if k is not None:
+                    out[row, column + k] = math.sqrt(0.5)
+            column += len(param.choices)
+        else:
+            for row, point in enumerate(points):
+                value = point.get(param.name)
+                if value is not None and not isinstance(value, str):
+                    out[row, column] = to_unit(param, value)
+            column += 1
+    return out
+
+
+def fit_ensemble(
+    space: ParamSpace, data: Sequence[Observation], settings: BananasSettings, seed: int
+) -> Ensemble:
+    x = encode(space, [o.point for o in data])
+    y = np.array([o.score for o in data], dtype=float)
+    return _fit(
+        x.tobytes(), x.shape, y.tobytes(), settings.ensemble_size, settings.hidden_units, seed, settings.steps
+    )
+
+
+class BananasSearcher(Searcher):
+    Settings = BananasSettings
+
+    def propose(self, observations: Sequence[Observation], start: int, count: int) -> list[Point]:
+        settings = self.settings
+        assert isinstance(settings, BananasSettings)
+        scored = sorted((o for o in observations if o.score is not None), key=lambda o: o.index)
+        tried: set[Key] = {key_of(o.point) for o in observations}
+        out: list[Point] = []
+        for offset, index in enumerate(range(start, start + count)):
+            rng = rng_for(self.seed, index)
+            if (
+                len(scored) < settings.n_startup_trials
+                or len(observations) + offset < settings.n_startup_trials
+            ):
+                point = self.space.sample(rng)
+            else:
+                used = len(scored) - len(scored) % settings.refit_every
+                ensemble = fit_ensemble(
+                    self.space, scored[: max(used, settings.n_startup_trials)], settings, self.seed
+                )
+                point = self._acquire(ensemble, scored, tried, rng)
+            tried.add(key_of(point))
+            out.append(point)
+        return out
+
+    def _pool(self, scored: Sequence[Observation], tried: set[Key], rng: np.random.Generator) -> list[Point]:
+        """Mutations of the best trials and random points, each once, none tried before."""
+        settings = self.settings
+        assert isinstance(settings, BananasSettings)
+        best = sorted(scored, key=lambda o: (-(o.score or 0.0), o.index))[: settings.parents]
+        randoms = round(settings.candidates * settings.random_fraction)
+        mutations = settings.candidates - randoms
+        far = round(mutations * settings.far_fraction)
+        pool = [mutate(self.space, best[k % len(best)].point, rng) for k in range(mutations)]
+        pool[:far] = [mutate(self.space, p, rng) for p in pool[:far]]
+        pool += [self.space.sample(rng) for _ in range(randoms)]
+        unique = {key_of(p): p for p in pool if key_of(p) not in tried}
+        return list(unique.values()) or [self.space.sample(rng)]
+
+    def _acquire(
+        self, ensemble: Ensemble, scored: Sequence[Observation], tried: set[Key], rng: np.random.Generator
+    ) -> Point:
+        settings = self.settings
+        assert isinstance(settings, BananasSettings)
+        pool = self._pool(scored, tried, rng)
+        mean, spread = ensemble.predict(encode(self.space, pool))
+        if settings.acquisition == "its":
+            value = rng.normal(mean, spread)
+        else:
+            value = mean + settings.ucb_beta * spread
+        return pool[int(np.argmax(value))]
+
+
+class Bananas(SearcherStrategy):
+    name = "bananas"
+    searcher = BananasSearcher
