@@ -7,17 +7,18 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 
 from kubenas.api.errors import SpecError, parse_model
 from kubenas.api.manifest import load_manifest
 from kubenas.inspect.status import OUTPUTS, SORT_KEYS
-from kubenas.k8s.defaults import OperatorDefaults
+from kubenas.k8s.defaults import OperatorDefaults, parse_trial_defaults
 
 if TYPE_CHECKING:
     from kubenas.inspect.rundata import ExperimentData
+    from kubenas.k8s.leader import ElectionConfig
 
 
 def _validate(path: str) -> int:
@@ -31,7 +32,9 @@ def _validate(path: str) -> int:
     return 0
 
 
-def _run(path: str, output: str, progress: str = "auto", verbose: bool = False) -> int:
+def _run(
+    path: str, output: str, progress: str = "auto", verbose: bool = False, fresh_processes: bool = False
+) -> int:
     from kubenas.engine.feasibility import check_feasible
     from kubenas.local import run_experiment
     from kubenas.strategies import make_strategy
@@ -42,7 +45,8 @@ def _run(path: str, output: str, progress: str = "auto", verbose: bool = False) 
     if progress == "auto":  # a live table in a terminal; plain lines for pipes, CI and `kubectl logs`
         terminal = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
         progress = "live" if terminal and importlib.util.find_spec("rich") is not None else "plain"
-    status = run_experiment(experiment, Path(output), "live" if progress == "live" else "plain", verbose)
+    mode: Literal["live", "plain"] = "live" if progress == "live" else "plain"
+    status = run_experiment(experiment, Path(output), mode, verbose, fresh_processes)
     run_dir = Path(output) / experiment.metadata.name
     if status.best is not None:
         print(f"best trial: {status.best.trial}")
@@ -131,7 +135,8 @@ def _add_target(command: argparse.ArgumentParser) -> None:
 
 
 def _defaults(args: argparse.Namespace) -> OperatorDefaults:
-    """The operator's defaults for spec.metrics and spec.storage, from its flags (SpecError if bad)."""
+    """The operator's defaults for spec.metrics, spec.storage and spec.trialTemplate, from its flags
+    (SpecError naming the field if bad)."""
     from kubenas.api.outputs import MetricsSpec, StorageSpec
 
     metrics = storage = None
@@ -148,7 +153,37 @@ def _defaults(args: argparse.Namespace) -> OperatorDefaults:
             "secretName": args.storage_secret,
         }
         storage = parse_model(StorageSpec, {k: v for k, v in fields.items() if v is not None}, "--storage")
-    return OperatorDefaults(metrics=metrics, storage=storage)
+    template = parse_trial_defaults(args.trial_defaults) if args.trial_defaults else None
+    return OperatorDefaults(metrics=metrics, storage=storage, trial_template=template)
+
+
+_ELECTION_TIMINGS = (  # flag, default, meaning; ElectionConfig's field is the flag without --leader-election-
+    ("--leader-election-lease-duration", 15.0, "seconds a standby waits for the Lease to expire"),
+    ("--leader-election-renew-deadline", 10.0, "seconds the leader leads on without a renewal"),
+    ("--leader-election-retry-period", 2.0, "seconds between tries to take or renew the Lease"),
+)
+
+
+def _election(args: argparse.Namespace) -> ElectionConfig | None:
+    """The Lease to hold, from the operator's flags (SpecError naming the flags if the timings clash)."""
+    from kubenas.k8s.leader import ElectionConfig
+
+    if not args.leader_election:
+        return None
+    fields = {
+        flag.removeprefix("--leader-election-").replace("-", "_"): flag for flag, _, _ in _ELECTION_TIMINGS
+    }
+    try:
+        return ElectionConfig(
+            namespace=args.leader_election_namespace,
+            name=args.leader_election_id,
+            **{field: getattr(args, flag[2:].replace("-", "_")) for field, flag in fields.items()},
+        )
+    except ValueError as error:
+        message = str(error)
+        for field, flag in fields.items():
+            message = message.replace(field, flag)
+        raise SpecError([message]) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         "when stdout is a terminal)",
     )
     run.add_argument("--verbose", action="store_true", help="also a line per epoch: the objective and loss")
+    run.add_argument(
+        "--fresh-processes",
+        action="store_true",
+        help="start a new trainer process for every trial segment (default: reuse one worker process "
+        "per parallel trial, which imports torch and reads the data once)",
+    )
     validate = commands.add_parser("validate", help="check a manifest without running it")
     validate.add_argument("manifest")
     crd = commands.add_parser("crd", help="print or write the CustomResourceDefinitions")
@@ -208,10 +249,38 @@ def main(argv: list[str] | None = None) -> int:
     op.add_argument("--storage-endpoint", help="default spec.storage.endpoint (an S3-compatible URL)")
     op.add_argument("--storage-region", help="default spec.storage.region")
     op.add_argument("--storage-secret", help="default spec.storage.secretName (credentials of trial pods)")
+    op.add_argument(
+        "--trial-defaults",
+        metavar="JSON",
+        help='defaults of spec.trialTemplate, a JSON object such as \'{"image": "...", "priorityClassName": '
+        '"batch"}\'; each field an experiment sets wins',
+    )
+    op.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a Lease before reconciling, so of several replicas one reconciles (default: on)",
+    )
+    op.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE") or "default",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else default)",
+    )
+    op.add_argument(
+        "--leader-election-id",
+        default="kubenas-operator",
+        help="the Lease's name (default: kubenas-operator)",
+    )
+    for flag, default, meaning in _ELECTION_TIMINGS:
+        op.add_argument(
+            flag, type=float, default=default, help=f"{meaning} (default: {default:g}, as client-go)"
+        )
+    op.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    op.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args.manifest, args.output, args.progress, args.verbose)
+            return _run(args.manifest, args.output, args.progress, args.verbose, args.fresh_processes)
         if args.command == "validate":
             return _validate(args.manifest)
         if args.command == "crd":
@@ -231,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             args.liveness,
             args.metrics_port,
             _defaults(args),
+            _election(args),
+            args.log_level,
+            args.log_format,
         )
     except SpecError as error:
         for problem in error.problems:

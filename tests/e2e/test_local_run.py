@@ -222,3 +222,6 @@ def test_asha_pauses_trials_at_rungs_and_promotes_the_best_from_their_checkpoint
         checkpoint = run_dir / "trials" / name / "checkpoint.pt"
         assert f"resumed from {checkpoint} after epoch 1\n" in log
         assert f"resumed from {checkpoint} after epoch 3\n" in log
+    # Every segment ran in one of two reused worker processes (parallelTrials), not one process each.
+    started = (run_dir / "workers.log").read_text().count("kubenas-trainer worker")
+    assert 1 <= started <= 2 < len(trials) + 2 * len(full), started

@@ -47,7 +47,7 @@ from kubenas_trainer.spec import (
     TrialSpec,
     UnusableSpec,
 )
-from kubenas_trainer.stopping import Interrupted
+from kubenas_trainer.stopping import Interrupted, StopFlag
 
 if TYPE_CHECKING:
     from kubenas_trainer.train import Observer
@@ -74,8 +74,8 @@ def failed(name: str, reason: FailureReason, message: str) -> TrialResult:
     return TrialResult(name=name, phase="Failed", message=message, reason=reason)
 
 
-def _read_spec(args: argparse.Namespace) -> TrialSpec:
-    text = Path(args.spec).read_text() if args.spec else os.environ.get("KUBENAS_TRIAL_SPEC")
+def _read_spec(spec_file: str | None) -> TrialSpec:
+    text = Path(spec_file).read_text() if spec_file else os.environ.get("KUBENAS_TRIAL_SPEC")
     if not text:
         raise ValueError("no trial spec: pass --spec FILE or set KUBENAS_TRIAL_SPEC")
     return TrialSpec.model_validate(json.loads(text))
@@ -122,24 +122,29 @@ def main(argv: list[str] | None = None) -> int:
         help="continue from OUTPUT/checkpoint.pt if it exists (else from the spec's storage)",
     )
     args = parser.parse_args(argv)
-    output_dir = Path(args.output)
+    return run_trial(args.spec, Path(args.output), args.resume)
+
+
+def run_trial(spec_file: str | None, output_dir: Path, resume: bool, stop: StopFlag | None = None) -> int:
+    """One trial from its spec (spec_file, else $KUBENAS_TRIAL_SPEC) into output_dir; the exit status.
+    kubenas_trainer.worker calls it once per trial, with the StopFlag its SIGTERM handler sets."""
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        spec = _read_spec(args)
+        spec = _read_spec(spec_file)
     except (ValueError, OSError, ValidationError) as error:
         name = os.environ.get("KUBENAS_TRIAL_NAME", "unknown")
         _report(failed(name, FailureReason.INVALID_SPEC, f"invalid trial spec: {error}"), output_dir)
         return 2
     try:
-        spec = _resume_point(spec, args.resume, output_dir)
+        spec = _resume_point(spec, resume, output_dir)
     except Exception as error:  # storage still failing at its deadline: retraining would repeat epochs
         _report(failed(spec.name, FailureReason.TRAINING_FAILED, f"--resume: {error}"), output_dir)
         return 1
 
-    return _run(spec, output_dir)
+    return _run(spec, output_dir, stop)
 
 
-def _run(spec: TrialSpec, output_dir: Path) -> int:
+def _run(spec: TrialSpec, output_dir: Path, stop: StopFlag | None = None) -> int:
     """Train with the spec's channels beside training (live metrics, storage), report; the exit status."""
     from kubenas_trainer.report import Pusher
     from kubenas_trainer.storage import deadline_seconds
@@ -153,7 +158,7 @@ def _run(spec: TrialSpec, output_dir: Path) -> int:
     pusher = Pusher(spec.report) if spec.report is not None else None
     status, upload_seconds = None, None
     try:
-        result = _train(spec, output_dir, [o for o in (pusher, uploader) if o is not None])
+        result = _train(spec, output_dir, [o for o in (pusher, uploader) if o is not None], stop)
     except UnusableSpec as error:  # the data set's message names training.dataset and the cause
         message = str(error) if isinstance(error, DataUnavailable) else f"invalid trial spec: {error}"
         result, status = failed(spec.name, reason_of(error), message), 2
@@ -176,13 +181,15 @@ def _run(spec: TrialSpec, output_dir: Path) -> int:
     return 0 if result.phase in ("Succeeded", "Paused") else 1
 
 
-def _train(spec: TrialSpec, output_dir: Path, observers: Sequence[Observer]) -> TrialResult:
+def _train(
+    spec: TrialSpec, output_dir: Path, observers: Sequence[Observer], stop: StopFlag | None
+) -> TrialResult:
     from kubenas_trainer.preflight import preflight
 
     preflight(spec)  # a spec that cannot run fails here, in seconds
     from kubenas_trainer.train import train  # torch only once the spec is usable
 
-    return train(spec, output_dir, observers=observers)
+    return train(spec, output_dir, stop=stop, observers=observers)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 _GATES = {nn.LSTM: 4, nn.GRU: 3}
 
@@ -31,6 +30,8 @@ def _recurrent_flops(module: nn.Module, x: torch.Tensor) -> int:
 def forward_flops(model: nn.Module, sample: torch.Tensor) -> int:
     """FLOPs of one forward pass over `sample` (a batch of one): matmuls and convolutions as counted by
     PyTorch's FlopCounterMode, plus recurrent layers (fused kernels it does not count)."""
+    from torch.utils.flop_counter import FlopCounterMode  # imports triton (seconds): only when counting
+
     recurrent = 0
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: object) -> None:
@@ -54,6 +55,18 @@ def peak_memory_bytes(device: torch.device) -> int:
         return int(torch.cuda.max_memory_allocated(device))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def reset_peak_memory() -> None:
+    """Start peak_memory_bytes afresh, for a process that runs trial after trial (kubenas_trainer.worker):
+    CUDA's peak statistics, and on Linux the process's peak resident set size (/proc/self/clear_refs)."""
+    if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:  # not Linux, or not allowed: the peak stays the process's
+        pass
 
 
 def gpu_readings(device: torch.device) -> dict[str, float]:

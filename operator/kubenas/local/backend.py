@@ -1,4 +1,5 @@
-"""The local backend: trials live in a run directory, each segment of a trial is one process.
+"""The local backend: trials live in a run directory, each segment of a trial runs in a local process
+(kubenas.local.launcher: a reused worker by default, or a fresh process per segment).
 
 Per-epoch metrics are read from each trial's metrics.jsonl as the trainer writes it. With
 spec.metrics the trainers also push them (for dashboards), and with spec.storage they upload their
@@ -7,6 +8,7 @@ run directories, exactly as on a cluster.
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
 
 from kubenas_trainer.spec import CHECKPOINT_FILE, TrialResult
@@ -17,7 +19,7 @@ from kubenas.engine.backend import Refused, Segment
 from kubenas.engine.events import Event
 from kubenas.engine.observe import Health, ObservedTrial, SegmentState, SegmentView, parse_result
 from kubenas.local.console import Console
-from kubenas.local.launcher import Exit, LocalLauncher
+from kubenas.local.launcher import Exit, Launcher
 from kubenas.local.store import RunStore
 from kubenas.metrics.live import forget, trial_labels
 
@@ -29,11 +31,21 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _ending(returncode: int) -> str:
+    """How a trainer process ended: its exit status, or the signal that killed it (e.g. the OOM killer's)."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
 class LocalBackend:
     def __init__(
         self,
         store: RunStore,
-        launcher: LocalLauncher,
+        launcher: Launcher,
         console: Console,
         spec: NASExperimentSpec,
         experiment: str,
@@ -75,7 +87,7 @@ class LocalBackend:
         else:
             log = workdir / LOG_FILE
             tail = log.read_text()[-2000:] if log.exists() else ""
-            text = f"trainer exited with code {exit_.returncode} without a result: {tail}"
+            text = f"trainer {_ending(exit_.returncode)} without a result: {tail}"
         result = parse_result(text, exit_.name)
         if result.artifacts is None and result.phase != "Failed":  # no storage: the run directory
             result = result.model_copy(update={"artifacts": workdir.resolve().as_uri() + "/"})

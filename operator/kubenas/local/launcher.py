@@ -1,4 +1,6 @@
-"""Trials as local processes: one `kubenas-trainer` per trial, each on its own GPU or CPU share."""
+"""Trials as local processes, each on its own GPU or CPU share: the launcher protocol the local backend
+drives, and LocalLauncher, a fresh `kubenas-trainer` process per segment (`kubenas run --fresh-processes`;
+the default is kubenas.local.workers.WorkerPool, long-lived trainer processes)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from kubenas_trainer.spec import TrialSpec
 
@@ -33,13 +36,6 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-@dataclass
-class _Running:
-    process: subprocess.Popen[bytes]
-    slot: int
-    started: float
-
-
 @dataclass(frozen=True)
 class Exit:
     name: str
@@ -47,14 +43,73 @@ class Exit:
     seconds: float
 
 
+class Launcher(Protocol):
+    """Runs trial segments as local processes; the local backend's view of them."""
+
+    @property
+    def running(self) -> set[str]:
+        """The trials whose segment runs now."""
+
+    def launch(self, spec: TrialSpec, workdir: Path) -> None:
+        """Start the trial's segment unless it already runs (idempotent); OSError when it cannot."""
+
+    def poll(self) -> list[Exit]:
+        """Trials whose segment has ended since the last poll, with its exit status."""
+
+    def stop(self, name: str, grace: float = 10.0) -> None:
+        """Stop the trial's segment (SIGTERM: it checkpoints; killed after `grace` seconds); it is no
+        longer running on return, and poll() never reports it."""
+
+    def stop_all(self) -> None:
+        """Stop every segment and release every process."""
+
+    def prepare(self) -> None:
+        """Get ready for the first segments (start what they will run in) before they are launched."""
+
+    def wait(self, seconds: float) -> None:
+        """Return after `seconds`, or sooner once a segment may have ended."""
+
+
+def threads_per_trial(slots: int, cpu_limit: int | None = None) -> int:
+    """CPU threads of one trial: the machine's cores shared among `slots` trials, at most the
+    template's CPU limit (a trial's share on a cluster), at least one."""
+    share = max(1, (os.cpu_count() or 1) // slots)
+    return share if cpu_limit is None else max(1, min(share, cpu_limit))
+
+
+def trial_environment(spec: TrialSpec, workdir: Path, threads: int) -> dict[str, str]:
+    """What a trial's trainer finds in its environment, besides the spec (whatever process runs it)."""
+    return {
+        "KUBENAS_TRIAL_NAME": spec.name,
+        "KUBENAS_NUM_THREADS": str(threads),
+        "KUBENAS_TERMINATION_LOG": str(workdir / "termination-log"),
+    }
+
+
+def slot_environment(slot: int, gpus: list[str], threads: int) -> dict[str, str]:
+    """A process's GPU (its slot's, round robin; none without GPUs) and CPU threads."""
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)] if gpus else "",
+    }
+
+
+@dataclass
+class _Running:
+    process: subprocess.Popen[bytes]
+    slot: int
+    started: float
+
+
 class LocalLauncher:
     """Starts, watches and stops trial processes; at most `slots` run at once."""
 
-    def __init__(self, slots: int, gpus: list[str] | None = None):
+    def __init__(self, slots: int, gpus: list[str] | None = None, cpu_limit: int | None = None):
         self.slots = slots
         self.gpus = visible_gpus() if gpus is None else gpus
-        self.threads = max(1, (os.cpu_count() or 1) // slots)
+        self.threads = threads_per_trial(slots, cpu_limit)
         self._running: dict[str, _Running] = {}
+        self.started = 0  # processes started
 
     @property
     def running(self) -> set[str]:
@@ -72,15 +127,9 @@ class LocalLauncher:
         env = {
             **os.environ,
             "KUBENAS_TRIAL_SPEC": spec.model_dump_json(by_alias=True, exclude_none=True),
-            "KUBENAS_TRIAL_NAME": spec.name,
-            "KUBENAS_NUM_THREADS": str(self.threads),
-            "OMP_NUM_THREADS": str(self.threads),
-            "KUBENAS_TERMINATION_LOG": str(workdir / "termination-log"),
+            **trial_environment(spec, workdir, self.threads),
+            **slot_environment(slot, self.gpus, self.threads),
         }
-        if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = ""
         with (workdir / "trainer.log").open("ab") as log:
             process = subprocess.Popen(
                 # --resume: a relaunched or promoted trial goes on from its own checkpoint.
@@ -90,6 +139,7 @@ class LocalLauncher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.started += 1
         self._running[spec.name] = _Running(process, slot, time.monotonic())
 
     def poll(self) -> list[Exit]:
@@ -111,6 +161,12 @@ class LocalLauncher:
     def stop_all(self) -> None:
         for name in list(self._running):
             self.stop(name, grace=5.0)
+
+    def prepare(self) -> None:
+        """Nothing: every segment starts its own process."""
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:

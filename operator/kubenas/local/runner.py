@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import time
+import math
 from pathlib import Path
 
 from kubenas.api.errors import SpecError
-from kubenas.api.experiment import NASExperiment
+from kubenas.api.experiment import NASExperiment, NASExperimentSpec
+from kubenas.api.kube import parse_quantity
 from kubenas.api.status import NASExperimentStatus, NASTrialSpec, NASTrialStatus
 from kubenas.engine.cycle import run_pass
 from kubenas.engine.records import TrialRecord, record
 from kubenas.local.backend import LocalBackend, now_iso
 from kubenas.local.console import Console, Mode, make_console
-from kubenas.local.launcher import LocalLauncher
+from kubenas.local.launcher import Launcher, LocalLauncher
 from kubenas.local.store import RunStore
+from kubenas.local.workers import WorkerPool
 
 POLL_SECONDS = 0.2
 
@@ -29,14 +31,21 @@ class LocalRun:
         *,
         progress: Mode = "plain",
         verbose: bool = False,
+        fresh_processes: bool = False,
     ):
-        """`progress` and `verbose` choose the console's view unless `console` is given."""
+        """`progress` and `verbose` choose the console's view unless `console` is given;
+        `fresh_processes`: a new trainer process per segment instead of reused workers."""
         self.experiment = experiment
         self.name = experiment.metadata.name
         self.spec = experiment.spec
         self.store = RunStore(output / self.name)
         self.warm = warm_trials(output, self.spec.strategy.warm_start_from)
-        self.launcher = LocalLauncher(self.spec.budget.parallel_trials)
+        slots, cpus = self.spec.budget.parallel_trials, cpu_limit(self.spec)
+        self.launcher: Launcher
+        if fresh_processes:
+            self.launcher = LocalLauncher(slots, cpu_limit=cpus)
+        else:
+            self.launcher = WorkerPool(slots, log=self.store.root / "workers.log", cpu_limit=cpus)
         self.console = console or make_console(self.spec, self.name, progress, verbose, self.read_trial)
         namespace = experiment.metadata.namespace or "default"
         self.backend = LocalBackend(self.store, self.launcher, self.console, self.spec, self.name, namespace)
@@ -46,6 +55,7 @@ class LocalRun:
         status = self.store.load_status()
         self.console.recorded(self.store.trials())
         try:
+            self.launcher.prepare()
             while True:
                 done = run_pass(self.name, self.backend, self.spec, status, None, now_iso(), self.warm)
                 status = done.status
@@ -56,7 +66,7 @@ class LocalRun:
                     break
                 self.backend.show_epochs()
                 self.console.status(status)
-                time.sleep(POLL_SECONDS)
+                self.launcher.wait(POLL_SECONDS)  # sooner when a segment ends
             self.console.summary(status)
         finally:
             self.launcher.stop_all()
@@ -77,6 +87,13 @@ class LocalRun:
         return NASTrialSpec.model_validate_json(spec_path.read_text()), status
 
 
+def cpu_limit(spec: NASExperimentSpec) -> int | None:
+    """trialTemplate.resources.limits.cpu in whole CPUs (rounded up): a local trial's most threads."""
+    limit = spec.trial_template.resources.limits.get("cpu")
+    amount = None if limit is None else parse_quantity(limit)
+    return None if amount is None else max(1, math.ceil(amount))
+
+
 def warm_trials(output: Path, source: str | None) -> list[TrialRecord]:
     """The trials of spec.strategy.warmStartFrom's run under the same output directory."""
     if source is None:
@@ -87,7 +104,13 @@ def warm_trials(output: Path, source: str | None) -> list[TrialRecord]:
 
 
 def run_experiment(
-    experiment: NASExperiment, output: Path, progress: Mode = "plain", verbose: bool = False
+    experiment: NASExperiment,
+    output: Path,
+    progress: Mode = "plain",
+    verbose: bool = False,
+    fresh_processes: bool = False,
 ) -> NASExperimentStatus:
-    """Run `experiment` into `output`, showing its progress as plain lines or (`live`) a live table."""
-    return LocalRun(experiment, output, progress=progress, verbose=verbose).run()
+    """Run `experiment` into `output`, showing its progress as plain lines or (`live`) a live table;
+    `fresh_processes`: a new trainer process per segment (the default reuses worker processes)."""
+    run = LocalRun(experiment, output, progress=progress, verbose=verbose, fresh_processes=fresh_processes)
+    return run.run()

@@ -37,6 +37,7 @@ class RunStore:
         self.trials_dir = root / "trials"
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         self._finished_epochs: dict[str, tuple[dict[str, float], ...]] = {}
+        self._saved_status: dict[str, Any] | None = None
 
     def trial_dir(self, name: str) -> Path:
         return self.trials_dir / name
@@ -56,9 +57,15 @@ class RunStore:
         )
 
     def save_status(self, status: NASExperimentStatus) -> None:
-        _write_json(self.root / "status.json", status.to_dict())
+        """Write the experiment's status (and best trial) when it changed: the runner saves it after
+        every pass, several a second, and most passes change nothing."""
+        document = status.to_dict()
+        if document == self._saved_status:
+            return
+        _write_json(self.root / "status.json", document)
         if status.best is not None:
             _write_json(self.root / "best.json", status.best.to_dict())
+        self._saved_status = document
 
     def create_trial(self, name: str, spec: NASTrialSpec) -> NASTrialSpec:
         """Record the trial unless it exists; the spec recorded (an existing trial's is the truth)."""
