@@ -38,6 +38,11 @@ class RunStore:
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         self._finished_epochs: dict[str, tuple[dict[str, float], ...]] = {}
         self._saved_status: dict[str, Any] | None = None
+        # This store is the only writer of trial.json and status.json: what it wrote (or read once
+        # after a restart) is what is on disk, so the runner's passes, several a second, need not
+        # parse and validate every trial's files again.
+        self._specs: dict[str, NASTrialSpec] = {}
+        self._statuses: dict[str, NASTrialStatus] = {}
 
     def trial_dir(self, name: str) -> Path:
         return self.trials_dir / name
@@ -73,25 +78,34 @@ class RunStore:
         tensorboard.link_trial(self.root, self.trial_dir(name))
         path = self.trial_dir(name) / "trial.json"
         if path.exists():
-            return NASTrialSpec.model_validate_json(path.read_text())
+            return self._spec(name, path)
         _write_json(path, spec.to_dict())
+        self._specs[name] = spec
         return spec
 
     def write_status(self, name: str, status: NASTrialStatus) -> None:
         _write_json(self.trial_dir(name) / "status.json", status.to_dict())
+        self._statuses[name] = status
+
+    def _spec(self, name: str, path: Path) -> NASTrialSpec:
+        if name not in self._specs:
+            self._specs[name] = NASTrialSpec.model_validate_json(path.read_text())
+        return self._specs[name]
+
+    def _status(self, name: str, path: Path) -> NASTrialStatus:
+        if name not in self._statuses:
+            if not path.exists():
+                return NASTrialStatus()
+            self._statuses[name] = NASTrialStatus.model_validate_json(path.read_text())
+        return self._statuses[name]
 
     def trials(self) -> list[tuple[str, NASTrialSpec, NASTrialStatus]]:
         """Every recorded trial with its status (Pending until one is written)."""
         out = []
         for spec_path in sorted(self.trials_dir.glob("*/trial.json")):
-            spec = NASTrialSpec.model_validate_json(spec_path.read_text())
-            status_path = spec_path.parent / "status.json"
-            status = (
-                NASTrialStatus.model_validate_json(status_path.read_text())
-                if status_path.exists()
-                else NASTrialStatus()
-            )
-            out.append((spec_path.parent.name, spec, status))
+            name = spec_path.parent.name
+            status = self._status(name, spec_path.parent / "status.json")
+            out.append((name, self._spec(name, spec_path), status))
         return out
 
     def epoch_metrics(self, name: str, finished: bool) -> tuple[dict[str, float], ...]:
