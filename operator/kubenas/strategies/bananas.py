@@ -35,10 +35,10 @@ class BananasSettings(CamelModel):
     n_startup_trials: int = Field(
         default=10, ge=2, le=100000, description="Random trials before the predictor."
     )
-    ensemble_size: int = Field(default=3, ge=2, le=100, description="Networks in the ensemble.")
+    ensemble_size: int = Field(default=5, ge=2, le=100, description="Networks in the ensemble.")
     hidden_units: int = Field(default=16, ge=1, le=4096, description="Width of each network's hidden layer.")
     refit_every: int = Field(
-        default=10, ge=1, le=1000, description="Results between two fits of the ensemble."
+        default=3, ge=1, le=1000, description="Results between two fits of the ensemble."
     )
     candidates: int = Field(default=200, ge=8, le=100000, description="Candidates scored per proposal.")
     parents: int = Field(default=10, ge=1, le=1000, description="Best trials whose mutations are candidates.")
@@ -46,12 +46,12 @@ class BananasSettings(CamelModel):
         default=0.2, ge=0.0, le=1.0, description="Share of the candidates drawn at random, not mutated."
     )
     acquisition: Literal["its", "ucb"] = Field(
-        default="its", description="its: independent Thompson sampling; ucb: mean + ucbBeta x spread."
+        default="ucb", description="its: independent Thompson sampling; ucb: mean + ucbBeta x spread."
     )
-    ucb_beta: float = Field(default=1.0, ge=0.0, le=100.0, description="Weight of the spread in UCB.")
-    steps: int = Field(default=300, ge=1, le=100000, description="Adam steps of each fit.")
+    ucb_beta: float = Field(default=0.5, ge=0.0, le=100.0, description="Weight of the spread in UCB.")
+    steps: int = Field(default=200, ge=1, le=100000, description="Adam steps of each fit.")
     far_fraction: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Share of the mutations that change two decisions, not one."
+        default=0.3, ge=0.0, le=1.0, description="Share of the mutations that change two decisions, not one."
     )
 
 
@@ -69,7 +69,7 @@ class Ensemble:
         size: int,
         hidden: int,
         seed: int,
-        steps: int = 300,
+        steps: int = 200,
         rate: float = 0.01,
         decay: float = 1e-2,
     ) -> None:
@@ -111,7 +111,9 @@ class Ensemble:
 
 
 @lru_cache(maxsize=8)
-def _fit(x: bytes, shape: tuple[int, int], y: bytes, size: int, hidden: int, seed: int, steps: int) -> Ensemble:
+def _fit(
+    x: bytes, shape: tuple[int, int], y: bytes, size: int, hidden: int, seed: int, steps: int
+) -> Ensemble:
     """A cached fit: the benchmark and the controller ask again with the same data between refits."""
     return Ensemble(
         np.frombuffer(x).reshape(shape), np.frombuffer(y), size=size, hidden=hidden, seed=seed, steps=steps
