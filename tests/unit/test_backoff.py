@@ -114,3 +114,29 @@ def test_a_failing_strategy_holds_off_and_the_experiment_goes_on_when_it_answers
 
 def test_the_delay_doubles_up_to_five_minutes() -> None:
     assert [backoff.delay_seconds(n) for n in (1, 2, 3, 4, 5, 6, 7, 50)] == [5, 10, 20, 40, 80, 160, 300, 300]
+
+
+class DeletingApi(FakeKubeApi):
+    """The API server stand-in, where every trial is deleted (404) right after a pass lists it, as
+    when its experiment is being deleted."""
+
+    def __init__(self) -> None:
+        super().__init__(SimulatedTrainer())
+        self.patches_refused = 0
+
+    def patch_trial_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches_refused += 1
+        error = ApiException(status=404, reason="Not Found")
+        error.body = json.dumps({"kind": "Status", "message": f'nastrials.kubenas.dev "{name}" not found'})
+        raise error
+
+
+def test_a_trial_deleted_while_a_pass_runs_is_not_an_error() -> None:
+    spec = NASExperimentSpec.model_validate({"budget": {"maxTrials": 2, "parallelTrials": 2}})
+    api = DeletingApi()
+    backend = KubernetesBackend(api, BODY, spec, lambda *event: None)  # type: ignore[arg-type]
+    status = NASExperimentStatus()
+    for seconds in range(4):
+        status = run_pass("exp", backend, spec, status, 1, at(seconds)).status
+    assert api.patches_refused > 0  # the pass did try to write the vanished trials' statuses
+    assert not any(c.type == "CreateFailure" and c.status == "True" for c in status.conditions)

@@ -169,8 +169,15 @@ class KubernetesBackend:
         return NASTrialSpec.model_validate(created["spec"])
 
     def write_status(self, name: str, status: NASTrialStatus) -> None:
-        with refusals(f"NASTrial {name} status"):
-            self.api.patch_trial_status(self.namespace, name, status_patch(status))
+        try:
+            with refusals(f"NASTrial {name} status"):
+                self.api.patch_trial_status(self.namespace, name, status_patch(status))
+        except Refused as refused:
+            if refused.reason != "NotFound":
+                raise
+            # Deleted since this pass listed it (its experiment is being deleted, or a user deleted
+            # it): nothing to write to; the next pass observes without it.
+            log.info("NASTrial %s was deleted: its status is not written", name)
 
     def start_segment(self, segment: Segment) -> None:
         job = trial_job(
