@@ -77,7 +77,8 @@ def test_reinforce_rank_reward_is_centred_and_scale_free() -> None:
 
 
 def test_bananas_ensemble_ranks_held_out_architectures_better_than_chance() -> None:
-    """Fitted on 100 NAS-Bench-Graph (cora) architectures, it ranks 300 others by validation accuracy."""
+    """Fitted on 100 NAS-Bench-Graph (cora) architectures, it ranks 300 others by validation accuracy;
+    Kendall's tau averaged over three such slices (0.30, 0.34, 0.30 with the defaults)."""
     pytest.importorskip("nas_bench_graph")
     from scipy.stats import kendalltau
 
@@ -85,16 +86,20 @@ def test_bananas_ensemble_ranks_held_out_architectures_better_than_chance() -> N
     from benchmarks.nas_bench_graph import Table
 
     table = Table.load("cora")
-    rng = np.random.default_rng(0)
-    points = [p for p in (GRAPH.sample(rng) for _ in range(500)) if table.lookup(p) is not None][:400]
-    x = np.array([features(GRAPH, p) for p in points])
-    y = np.array([table.lookup(p)[0] for p in points])  # type: ignore[index]
     defaults = BananasSettings()
-    ensemble = Ensemble(x[:100], y[:100], size=defaults.ensemble_size, hidden=defaults.hidden_units, seed=0)
-    mean, spread = ensemble.predict(x[100:])
-    tau = kendalltau(mean, y[100:]).statistic
-    assert tau > 0.2  # chance gives 0 ± 0.04 on 300 points; this fit gives 0.28-0.33 over data seeds
-    assert np.all(spread >= 0) and spread.mean() > 0
+    taus = []
+    for data_seed in range(3):
+        rng = np.random.default_rng(data_seed)
+        points = [p for p in (GRAPH.sample(rng) for _ in range(500)) if table.lookup(p) is not None][:400]
+        x = np.array([features(GRAPH, p) for p in points])
+        y = np.array([table.lookup(p)[0] for p in points])  # type: ignore[index]
+        ensemble = Ensemble(
+            x[:100], y[:100], size=defaults.ensemble_size, hidden=defaults.hidden_units, seed=0
+        )
+        mean, spread = ensemble.predict(x[100:])
+        taus.append(kendalltau(mean, y[100:]).statistic)
+        assert np.all(spread >= 0) and spread.mean() > 0
+    assert np.mean(taus) > 0.3, taus  # chance gives 0 ± 0.04 on 300 points
 
 
 def test_bananas_encoding_is_the_gp_features_of_each_point() -> None:

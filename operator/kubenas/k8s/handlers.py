@@ -195,7 +195,12 @@ class Handlers:
             return
 
         def event(type_: str, reason: str, message: str) -> None:
-            kopf.event(cast(kopf.Body, fresh), type=type_, reason=reason, message=message[:1000])
+            try:
+                kopf.event(cast(kopf.Body, fresh), type=type_, reason=reason, message=message[:1000])
+            except RuntimeError as error:  # kopf's loop has closed: a pass draining at shutdown
+                if "closed" not in str(error):
+                    raise
+                log.warning("stopping, event not posted: %s %s %s/%s: %s", type_, reason, *key, message)
 
         Reconciler(self.api, event, self.defaults).reconcile(fresh)
 

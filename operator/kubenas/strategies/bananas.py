@@ -1,7 +1,7 @@
 """Predictor-guided Bayesian optimisation (BANANAS: White, Neiswanger & Savani, AAAI 2021).
 
-A predictor is an ensemble of small neural networks (one hidden layer, each from its own initial
-weights, trained together in numpy) fitted to the z-scored results on the encoded candidate: one-hot
+A predictor is an ensemble of small neural networks (scikit-learn's MLPRegressor: one hidden layer,
+each from its own initial weights) fitted to the z-scored results on the encoded candidate: one-hot
 categoricals, unit-scaled numbers, zeros for inactive parameters (the GP's features). The members'
 mean and spread stand for the prediction and its uncertainty. Each proposal scores a pool of
 candidates, mutations of the best trials (one decision changed, or two for a `farFraction` of them)
@@ -15,6 +15,7 @@ function of the history, so a restarted controller fits the same one); fits are 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Literal
@@ -22,6 +23,8 @@ from typing import Literal
 import numpy as np
 from kubenas_trainer.spec import CamelModel
 from pydantic import Field
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
 
 from kubenas.seeds import rng_for
 from kubenas.space.mutation import mutate
@@ -38,7 +41,7 @@ class BananasSettings(CamelModel):
     ensemble_size: int = Field(default=5, ge=2, le=100, description="Networks in the ensemble.")
     hidden_units: int = Field(default=16, ge=1, le=4096, description="Width of each network's hidden layer.")
     refit_every: int = Field(
-        default=3, ge=1, le=1000, description="Results between two fits of the ensemble."
+        default=10, ge=1, le=1000, description="Results between two fits of the ensemble."
     )
     candidates: int = Field(default=200, ge=8, le=100000, description="Candidates scored per proposal.")
     parents: int = Field(default=10, ge=1, le=1000, description="Best trials whose mutations are candidates.")
@@ -49,64 +52,37 @@ class BananasSettings(CamelModel):
         default="ucb", description="its: independent Thompson sampling; ucb: mean + ucbBeta x spread."
     )
     ucb_beta: float = Field(default=0.5, ge=0.0, le=100.0, description="Weight of the spread in UCB.")
-    steps: int = Field(default=200, ge=1, le=100000, description="Adam steps of each fit.")
+    steps: int = Field(default=200, ge=1, le=100000, description="L-BFGS iterations of each fit, at most.")
     far_fraction: float = Field(
         default=0.3, ge=0.0, le=1.0, description="Share of the mutations that change two decisions, not one."
     )
 
 
 class Ensemble:
-    """Small MLPs on standardised targets; predict() gives their mean and spread, in the targets' units.
-
-    The members (one tanh hidden layer each, own initial weights) are trained together, full batch,
-    with Adam and weight decay in numpy: a fit on a hundred points takes milliseconds, so the
-    searcher can refit after every result."""
+    """scikit-learn MLPs (one ReLU hidden layer, each from its own initial weights, L-BFGS with weight
+    decay) on standardised targets; predict() gives the members' mean and spread in the targets' units."""
 
     def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        size: int,
-        hidden: int,
-        seed: int,
-        steps: int = 200,
-        rate: float = 0.01,
-        decay: float = 1e-2,
+        self, x: np.ndarray, y: np.ndarray, size: int, hidden: int, seed: int, steps: int = 200
     ) -> None:
         self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
         z = (y - self.mean) / self.scale
-        rng = np.random.default_rng(seed)
-        n, d = x.shape
-        params = [
-            rng.normal(0.0, 1.0 / np.sqrt(max(d, 1)), (size, d, hidden)),
-            np.zeros((size, 1, hidden)),
-            rng.normal(0.0, 1.0 / np.sqrt(hidden), (size, hidden, 1)),
-            np.zeros((size, 1, 1)),
-        ]
-        moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
-        target = z[None, :, None]
-        for t in range(1, steps + 1):
-            w1, b1, w2, b2 = params
-            h = np.tanh(x @ w1 + b1)  # (size, n, hidden)
-            error = (h @ w2 + b2 - target) * (2.0 / n)
-            dh = (error @ w2.transpose(0, 2, 1)) * (1.0 - h * h)
-            grads = [
-                x.T @ dh + decay * w1,
-                dh.sum(1, keepdims=True),
-                h.transpose(0, 2, 1) @ error + decay * w2,
-                error.sum(1, keepdims=True),
+        with warnings.catch_warnings():  # a fit that stops at `steps` iterations is what was asked for
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.members = [
+                MLPRegressor(
+                    hidden_layer_sizes=(hidden,),
+                    activation="relu",
+                    solver="lbfgs",
+                    alpha=1e-2,
+                    max_iter=steps,
+                    random_state=seed + member,
+                ).fit(x, z)
+                for member in range(size)
             ]
-            for p, g, (m, v) in zip(params, grads, moments, strict=True):
-                m *= 0.9
-                m += 0.1 * g
-                v *= 0.999
-                v += 0.001 * g * g
-                p -= rate * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-        self.params = params
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w1, b1, w2, b2 = self.params
-        predictions = (np.tanh(x @ w1 + b1) @ w2 + b2)[:, :, 0]
+        predictions = np.stack([member.predict(x) for member in self.members])
         return predictions.mean(0) * self.scale + self.mean, predictions.std(0) * self.scale
 
 
