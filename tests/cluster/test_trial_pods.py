@@ -109,8 +109,18 @@ def _read_only_everything(scratch: Path) -> str:
         if not point.startswith(("/proc", "/sys", "/dev")) and point not in mounts:
             mounts.append(point)
     remounts = "\n".join(f"mount -o remount,bind,ro '{m}' 2>/dev/null || [ '{m}' != / ]" for m in mounts)
+    # The image's own files stay where they are: a checkout or venv under /tmp (as CI's may be) is
+    # bound into the scratch dir before the scratch covers /tmp, then made read-only there.
+    keep = []
+    for path in {Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()}:
+        if path.is_relative_to("/tmp"):
+            inside = scratch / path.relative_to("/tmp")
+            inside.mkdir(parents=True, exist_ok=True)
+            keep.append((path, inside, Path("/tmp") / path.relative_to("/tmp")))
+    binds = "".join(f"mount --bind '{path}' '{inside}'\n" for path, inside, _ in keep)
+    remounts += "".join(f"\nmount -o remount,bind,ro '{seen}'" for _, _, seen in keep)
     return (
-        f"set -e\nmount --bind '{scratch}' /tmp\n{remounts}\n"
+        f"set -e\n{binds}mount --rbind '{scratch}' /tmp\n{remounts}\n"
         f"if touch /.probe '{sys.prefix}/.probe' 2>/dev/null; then echo 'root still writable'; exit 97; fi\n"
     )
 

@@ -17,7 +17,7 @@ from kubenas.strategies import make_strategy
 FIELD = re.compile(r"(?<![\w.])(spec|metadata|apiVersion|kind)((\.|\[)[^\s:\"',]*)?(?=[\s:\"',]|$)")
 # Other ways to name one: a problem that starts with its path (kubenas: `kinds: Extra inputs are not
 # permitted`), the API server's `unknown field "x"`, and its decoder's Go type for metadata.
-LEADING_PATH = re.compile(r"^([A-Za-z_][\w-]*(\.[\w-]+|\[\d+\])*): ")
+LEADING_PATH = re.compile(r"^([A-Za-z_][\w-]*(\.[\w-]+|\[\d+\]|\[\"[^\"]*\"\])*): ")
 UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')
 GO_TYPES = {"v1.ObjectMeta": "metadata"}
 

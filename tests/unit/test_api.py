@@ -261,6 +261,7 @@ def test_nulls_are_unset_and_whole_floats_are_integers_as_the_api_server_reads_t
     [
         ({"spec": None}, "spec: Field required"),
         ({"spec": {}, "specs": {}}, "specs: Extra inputs are not permitted"),
+        ({"spec": {}, "apiVersio": {"": float("inf")}}, 'apiVersio[""]: must be a finite number'),
         ({"spec": {}, "metadata": {"name": "x", "lables": {}}}, "metadata: lables: not a field of metadata"),
         (
             {"spec": {}, "metadata": {"name": "x", "labels": {"a b": "c"}}},

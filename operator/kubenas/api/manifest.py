@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,17 @@ _UNKNOWN = {"x-kubernetes-preserve-unknown-fields": True}
 _INT64 = range(-(2**63), 2**63)
 
 
+_KEY = re.compile(r"[^\s\"'\[\],:]+")  # a key that reads unambiguously in a dotted path
+
+
+def _child(path: str, key: str) -> str:
+    """The path of `key` under `path`: dotted, or quoted in brackets when the key is empty or odd
+    (`a[""]`, `labels["x y"]`), so a problem still names its field."""
+    if _KEY.fullmatch(str(key)):
+        return f"{path}.{key}" if path else str(key)
+    return f"{path}[{json.dumps(str(key), ensure_ascii=False)}]"
+
+
 def _as_read(value: Any, node: dict[str, Any], path: str, problems: list[str]) -> Any:
     """value as the API server decodes it under a schema node (see parse_manifest); what it cannot
     hold goes to problems."""
@@ -86,7 +98,7 @@ def _as_read(value: Any, node: dict[str, Any], path: str, problems: list[str]) -
         known = {k: _UNKNOWN for k in value}
     # A null in a typed field is pruned; an unknown field stays, to be refused even when null.
     return {
-        k: _as_read(v, known.get(k, {}), f"{path}.{k}".lstrip("."), problems)
+        k: _as_read(v, known.get(k, {}), _child(path, k), problems)
         for k, v in value.items()
         if v is not None or k not in known or keep_nulls
     }
