@@ -8,6 +8,9 @@ Hypothesis shrinks the manifest to a minimal one. Derandomized: the same 1,000 m
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -33,6 +36,31 @@ def grid_size(spec: NASExperimentSpec) -> int:
     return Grid(CandidateCodec(spec.search_space).space, points).size
 
 
+ISOLATED = "KUBENAS_FUZZ_ISOLATED"
+
+
+FUZZ_TEST = "test_validate_accepts_or_names_the_field"
+
+
+def test_validate_fuzzing_in_a_fresh_interpreter() -> None:
+    """Runs the test below in its own interpreter. After the whole suite's earlier tests, Hypothesis
+    found its generation depending on state they left behind (FlakyStrategyDefinition in CI; the leak
+    is not found yet), so the fuzzing runs where nothing ran before it."""
+    if os.environ.get(ISOLATED):
+        pytest.skip("already isolated")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{FUZZ_TEST}"],
+        env={**os.environ, ISOLATED: "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+@pytest.mark.skipif(
+    f"not os.environ.get('{ISOLATED}')", reason="run by test_validate_fuzzing_in_a_fresh_interpreter"
+)
 @settings(
     max_examples=CASES,
     derandomize=True,
