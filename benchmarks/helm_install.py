@@ -31,24 +31,10 @@ from typing import Any
 
 from tests.cluster.controlplane import CONTROLLERS, ControlPlane, free_ports
 from tests.cluster.node_agent import NodeAgent
+from tests.cluster.test_helm_install import experiment
 from tests.helm.chart import ALL_FEATURES, CHART, find, helm, helm_bin, render
 
 Obj = dict[str, Any]
-
-
-def experiment(name: str, namespace: str) -> Obj:
-    return {
-        "apiVersion": "kubenas.dev/v1alpha1",
-        "kind": "NASExperiment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "objective": {"metric": "accuracy"},
-            "searchSpace": {"layers": {"count": {"min": 1, "max": 1}, "types": ["dense"]}},
-            "budget": {"maxTrials": 1, "parallelTrials": 1},
-            "training": {"dataset": "digits", "epochs": 1},
-            "trialTemplate": {"image": "trainer", "resources": {"requests": {"cpu": "100m"}}},
-        },
-    }
 
 
 def wait(predicate: Any, timeout: float, what: str) -> float:

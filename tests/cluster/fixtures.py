@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,3 +56,16 @@ def cluster(**agent_options: Any) -> Iterator[Cluster]:
         return
     with ControlPlane() as cp, NodeAgent(cp.kubeconfig, **agent_options) as agent:
         yield Cluster(cp.kubeconfig, cp.kubectl_bin, agent, cp)
+
+
+STAND_IN = Path(__file__).with_name("stand_in_trainer.py")
+
+
+def stand_in_path(work: Path) -> str:
+    """A PATH whose `kubenas-trainer` is the stand-in trainer (run with `python -S`), then the usual one."""
+    bin_dir = work / "stand-in-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "kubenas-trainer"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -S {STAND_IN} "$@"\n')
+    shim.chmod(0o755)
+    return os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])

@@ -7,10 +7,8 @@ the experiment lasts long enough to kill its leader mid-run without training mod
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -29,25 +27,14 @@ from kubernetes import client, config
 
 from tests.services.net import free_port
 
-from .conftest import ROOT, get_json, wait_for
-from .fixtures import Cluster
+from .conftest import get_json, wait_for
+from .fixtures import Cluster, stand_in_path
 from .operator_process import OperatorProcess
 from .test_operator import apply, finished
 
-STAND_IN = ROOT / "tests" / "cluster" / "stand_in_trainer.py"
 LEASE = "kubenas-operator"
 # A line the operator logs only once it leads: kopf's start and everything after it.
 LEADING = "acquired Lease"
-
-
-def stand_in_path(work: Path) -> str:
-    """A PATH whose `kubenas-trainer` is the stand-in (run with `python -S`), then the usual one."""
-    bin_dir = work / "stand-in-bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    shim = bin_dir / "kubenas-trainer"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -S {STAND_IN} "$@"\n')
-    shim.chmod(0o755)
-    return os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def stand_in_experiment(

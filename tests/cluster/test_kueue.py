@@ -7,32 +7,19 @@ result, then a sleep), so the tests time queues and budgets, not model training.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ROOT, get_json, wait_for
-from .fixtures import Cluster
+from .conftest import get_json, wait_for
+from .fixtures import Cluster, stand_in_path
 from .operator_process import OperatorProcess
 from .test_operator import apply, condition, diagnostics, finished
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-STAND_IN = ROOT / "tests" / "cluster" / "stand_in_trainer.py"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-
-
-def stand_in_path(work: Path) -> str:
-    """A PATH whose `kubenas-trainer` is the stand-in (run with `python -S`), then the usual one."""
-    bin_dir = work / "stand-in-bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    shim = bin_dir / "kubenas-trainer"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -S {STAND_IN} "$@"\n')
-    shim.chmod(0o755)
-    return os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def stand_in_experiment(
